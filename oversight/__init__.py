@@ -1,0 +1,1 @@
+"""Scalable-oversight experiment platform: task -> policy -> protocol -> PPO -> evaluation -> store."""

@@ -1,0 +1,358 @@
+"""The shared PPO core (DESIGN.md §7). Every protocol's signal ends up here.
+
+Checklist followed (Ziegler et al. 2019; Huang et al. 2024, "The N+ implementation details of
+RLHF with PPO"): the protocol's score is paid at the final response token, plus a per-token KL
+penalty to the frozen reference (base) model; EOS is distinct from PAD; prompts are left-padded;
+the same temperature at rollout and in the loss; the value head starts at zero; advantages are
+whitened over response tokens only; clipped policy and value losses; dropout off; a fixed or
+adaptive KL controller; and the ratio is exactly 1 on the first minibatch (tests check it).
+
+The math is small pure functions at the top; `PPOTrainer` below only wires them together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from oversight.policy import generate, position_ids, response_mask
+
+
+@dataclass
+class PPOConfig:
+    steps: int = 60
+    """PPO iterations (one rollout batch each)"""
+    batch_size: int = 64
+    """responses sampled per iteration"""
+    minibatch_size: int = 16
+    epochs: int = 4
+    """optimisation passes over each rollout batch"""
+    lr: float = 1e-4
+    clip_range: float = 0.2
+    """policy ratio clipping"""
+    clip_range_value: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    kl_coef: float = 0.05
+    """initial coefficient of the per-token KL penalty to the reference model"""
+    adaptive_kl: bool = False
+    """Ziegler et al.'s proportional controller towards `target_kl`"""
+    target_kl: float = 6.0
+    kl_horizon: int = 10000
+    whiten_rewards: bool = False
+    missing_eos_penalty: float | None = -1.0
+    """score added to responses that hit max_new_tokens without EOS; None disables it"""
+    max_grad_norm: float = 1.0
+
+
+# ---- pure math ---------------------------------------------------------------------------------
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """Mean of `x` over positions where `mask` is 1."""
+    if dim is None:
+        return (x * mask).sum() / mask.sum().clamp(min=1)
+    return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
+
+
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """Variance of `x` over masked positions (Bessel-corrected by default)."""
+    mean = masked_mean(x, mask)
+    var = masked_mean((x - mean) ** 2, mask)
+    if unbiased:
+        n = mask.sum()
+        var = var * n / (n - 1).clamp(min=1)
+    return var
+
+
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """Normalise `x` to unit variance (and zero mean) using masked statistics only."""
+    mean, var = masked_mean(x, mask), masked_var(x, mask)
+    out = (x - mean) * torch.rsqrt(var + 1e-8)
+    return out if shift_mean else out + mean
+
+
+def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p(label) per position, without materialising the full log-softmax twice."""
+    logits = logits.float()
+    return logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    logits = logits.float()
+    logp = torch.log_softmax(logits, dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+def kl_penalized_rewards(
+    scores: torch.Tensor,
+    logprobs: torch.Tensor,
+    ref_logprobs: torch.Tensor,
+    mask: torch.Tensor,
+    kl_coef: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token rewards: -kl_coef * (log pi - log pi_ref), plus the score at the last token.
+
+    Returns (rewards, per-token kl); both zero outside `mask`.
+    """
+    kl = (logprobs - ref_logprobs) * mask
+    rewards = -kl_coef * kl
+    last = (mask.sum(-1) - 1).clamp(min=0).long()
+    rewards[torch.arange(len(scores), device=scores.device), last] += scores
+    return rewards * mask, kl
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over right-padded response tokens.
+
+    Values past the end are treated as 0, so the last real token bootstraps from nothing.
+    Returns (advantages, returns = advantages + values).
+    """
+    values = values * mask
+    rewards = rewards * mask
+    T = rewards.shape[1]
+    last = torch.zeros_like(rewards[:, 0])
+    adv = torch.zeros_like(rewards)
+    for t in reversed(range(T)):
+        next_value = values[:, t + 1] if t + 1 < T else torch.zeros_like(last)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        last = delta + gamma * lam * last
+        adv[:, t] = last
+    return adv * mask, (adv + values) * mask
+
+
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped surrogate objective (to minimise) and its diagnostics."""
+    log_ratio = logprobs - old_logprobs
+    ratio = torch.exp(log_ratio)
+    unclipped = -advantages * ratio
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_range, 1.0 + clip_range)
+    loss = masked_mean(torch.maximum(unclipped, clipped), mask)
+    stats = {
+        "ratio": masked_mean(ratio, mask),
+        "clipfrac": masked_mean((clipped > unclipped).float(), mask),
+        # k3 estimator of KL(old || new), Schulman's "approximating KL divergence"
+        "approx_kl": masked_mean(ratio - 1.0 - log_ratio, mask),
+    }
+    return loss, stats
+
+
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_range: float,
+) -> torch.Tensor:
+    clipped = old_values + torch.clamp(values - old_values, -clip_range, clip_range)
+    return 0.5 * masked_mean(torch.maximum((values - returns) ** 2, (clipped - returns) ** 2), mask)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    var = masked_var(returns, mask)
+    return float(1.0 - masked_var(returns - values, mask) / var) if var > 0 else float("nan")
+
+
+class KLController:
+    """Fixed coefficient, or Ziegler et al.'s adaptive controller when `target` is set."""
+
+    def __init__(self, coef: float, target: float | None = None, horizon: int = 10000) -> None:
+        self.value, self.target, self.horizon = coef, target, horizon
+
+    def update(self, kl: float, n_samples: int) -> None:
+        if self.target is None:
+            return
+        error = max(min(kl / self.target - 1.0, 0.2), -0.2)
+        self.value *= 1.0 + error * n_samples / self.horizon
+
+
+# ---- model with a value head -------------------------------------------------------------------
+class PolicyWithValue(nn.Module):
+    """A causal LM and a scalar value head on its last hidden state: one forward gives both."""
+
+    def __init__(self, lm: PreTrainedModel) -> None:
+        super().__init__()
+        self.lm = lm
+        self.value_head = nn.Linear(lm.config.get_text_config().hidden_size, 1)
+        nn.init.zeros_(self.value_head.weight)  # value starts at 0 (PPO checklist)
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.lm(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position_ids(mask),
+            output_hidden_states=True,
+        )
+        return out.logits, self.value_head(out.hidden_states[-1]).squeeze(-1)
+
+
+def response_logprobs(
+    logits: torch.Tensor, ids: torch.Tensor, prompt_len: int, temperature: float
+) -> torch.Tensor:
+    """log pi(response token) at `temperature`, aligned with the response columns."""
+    logits = logits[:, prompt_len - 1 : -1] / temperature
+    return logprobs_from_logits(logits, ids[:, prompt_len:])
+
+
+# ---- the trainer -------------------------------------------------------------------------------
+@dataclass
+class Rollout:
+    prompt_ids: torch.Tensor
+    prompt_mask: torch.Tensor
+    responses: torch.Tensor
+    mask: torch.Tensor
+    """1 on response tokens up to and including EOS"""
+
+    @property
+    def ids(self) -> torch.Tensor:
+        return torch.cat([self.prompt_ids, self.responses], dim=1)
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        return torch.cat([self.prompt_mask, self.mask], dim=1)
+
+
+class PPOTrainer:
+    def __init__(
+        self,
+        policy: PolicyWithValue,
+        ref: PreTrainedModel,
+        cfg: PPOConfig,
+        eos_id: int,
+        pad_id: int,
+        temperature: float,
+        max_new_tokens: int,
+        device: torch.device,
+    ) -> None:
+        self.policy, self.ref, self.cfg = policy, ref, cfg
+        self.eos_id, self.pad_id = eos_id, pad_id
+        self.temperature, self.max_new_tokens = temperature, max_new_tokens
+        self.device = device
+        self.kl_ctl = KLController(
+            cfg.kl_coef, cfg.target_kl if cfg.adaptive_kl else None, cfg.kl_horizon
+        )
+        self.opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, eps=1e-5, weight_decay=0.0)
+        # bf16 autocast on CUDA; the same context at rollout and in the loss keeps ratio == 1.
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        ref.eval()
+
+    @torch.no_grad()
+    def rollout(
+        self,
+        prompt_ids: torch.Tensor,
+        prompt_mask: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Rollout:
+        self.policy.eval()
+        with self.autocast:
+            responses = generate(
+                self.policy.lm,
+                prompt_ids,
+                prompt_mask,
+                self.max_new_tokens,
+                self.temperature,
+                self.eos_id,
+                self.pad_id,
+                generator,
+            )
+        return Rollout(prompt_ids, prompt_mask, responses, response_mask(responses, self.eos_id))
+
+    def step(
+        self, rollout: Rollout, scores: torch.Tensor, generator: torch.Generator | None = None
+    ) -> dict[str, float]:
+        """One PPO iteration on a scored rollout. Returns the logged statistics."""
+        cfg, P = self.cfg, rollout.prompt_ids.shape[1]
+        ids, attn, mask = rollout.ids, rollout.attention_mask, rollout.mask.float()
+        scores = scores.to(self.device).float()
+        finished = (rollout.responses == self.eos_id).any(-1)
+        if cfg.missing_eos_penalty is not None:
+            scores = torch.where(finished, scores, scores + cfg.missing_eos_penalty)
+
+        with torch.no_grad(), self.autocast:
+            logits, values = self.policy(ids, attn)
+            old_logprobs = response_logprobs(logits, ids, P, self.temperature)
+            old_values = values[:, P - 1 : -1].float()
+            ref_logits = self.ref(
+                input_ids=ids, attention_mask=attn, position_ids=position_ids(attn)
+            ).logits
+            ref_logprobs = response_logprobs(ref_logits, ids, P, self.temperature)
+            if cfg.whiten_rewards:
+                scores = (scores - scores.mean()) / (scores.std() + 1e-8)
+            rewards, kl = kl_penalized_rewards(
+                scores, old_logprobs, ref_logprobs, mask, self.kl_ctl.value
+            )
+            advantages, returns = gae(rewards, old_values, mask, cfg.gamma, cfg.lam)
+            advantages = masked_whiten(advantages, mask)
+
+        self.policy.train()
+        B, n_mb = ids.shape[0], 0
+        acc: dict[str, float] = {
+            "policy_loss": 0.0,
+            "value_loss": 0.0,
+            "clipfrac": 0.0,
+            "approx_kl": 0.0,
+            "entropy": 0.0,
+        }
+        first_ratio = float("nan")
+        for _ in range(cfg.epochs):
+            perm = torch.randperm(B, generator=generator).to(self.device)
+            for start in range(0, B, cfg.minibatch_size):
+                mb = perm[start : start + cfg.minibatch_size]
+                with self.autocast:
+                    logits, values = self.policy(ids[mb], attn[mb])
+                    logits = logits[:, P - 1 : -1] / self.temperature
+                    logprobs = logprobs_from_logits(logits, ids[mb, P:])
+                    values = values[:, P - 1 : -1].float()
+                pg_loss, pg = policy_loss(
+                    logprobs, old_logprobs[mb], advantages[mb], mask[mb], cfg.clip_range
+                )
+                vf_loss = value_loss(
+                    values, old_values[mb], returns[mb], mask[mb], cfg.clip_range_value
+                )
+                loss = pg_loss + cfg.vf_coef * vf_loss
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.policy.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+                if n_mb == 0:
+                    first_ratio = pg["ratio"].item()
+                with torch.no_grad():
+                    ent = masked_mean(entropy_from_logits(logits), mask[mb])
+                n_mb += 1
+                for k, v in (
+                    ("policy_loss", pg_loss),
+                    ("value_loss", vf_loss),
+                    ("clipfrac", pg["clipfrac"]),
+                    ("approx_kl", pg["approx_kl"]),
+                    ("entropy", ent),
+                ):
+                    acc[k] += v.item()
+        self.policy.eval()
+
+        mean_kl = kl.sum(-1).mean().item()
+        kl_coef = self.kl_ctl.value
+        self.kl_ctl.update(mean_kl, B)
+        stats = {k: v / n_mb for k, v in acc.items()}
+        stats |= {
+            "kl": mean_kl,
+            "kl_coef": kl_coef,
+            "score": scores.mean().item(),
+            "ratio_first_minibatch": first_ratio,
+            "explained_variance": explained_variance(old_values, returns, mask),
+            "response_length": mask.sum(-1).mean().item(),
+            "eos_rate": finished.float().mean().item(),
+        }
+        return stats

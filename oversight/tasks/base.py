@@ -1,0 +1,109 @@
+"""The wall between what protocols may see and the ground truth.
+
+A task hands out `PublicProblem`s (prompt text and what the prompt itself shows) and keeps the
+answers in a `TruthStore`. The store refuses every read made outside a `truth_access()` block,
+and only two places open one: a judge's metered `Verifier` and the evaluation harness.
+`tests/test_truth_wall.py` checks both the runtime guard and that `protocols/` never names it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
+
+_TRUTH_OPEN: contextvars.ContextVar[bool] = contextvars.ContextVar("truth_open", default=False)
+
+
+class GroundTruthAccessError(RuntimeError):
+    """Raised when code outside the verifier or the harness tries to read an answer."""
+
+
+@dataclass(frozen=True)
+class PublicProblem:
+    """Everything a protocol, a judge or the policy may know about a problem."""
+
+    id: str
+    prompt: str
+    difficulty: int
+    """number of reasoning steps; visible in the prompt itself"""
+    belief: int | None
+    """the user's stated belief ("I think it is 7"), right or wrong; None when absent"""
+
+
+@dataclass(frozen=True)
+class Truth:
+    answer: int
+    steps: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def truth_access() -> Iterator[None]:
+    """Open the wall for the enclosed block. Only `Verifier` and the harness may call this."""
+    token = _TRUTH_OPEN.set(True)
+    try:
+        yield
+    finally:
+        _TRUTH_OPEN.reset(token)
+
+
+class TruthStore:
+    """Answers keyed by problem id, readable only inside `truth_access()`."""
+
+    def __init__(self) -> None:
+        self.__answers: dict[str, Truth] = {}
+
+    def put(self, problem_id: str, truth: Truth) -> None:
+        self.__answers[problem_id] = truth
+
+    def get(self, problem_id: str) -> Truth:
+        if not _TRUTH_OPEN.get():
+            raise GroundTruthAccessError(
+                "ground truth is only readable by a judge's verifier or the evaluation harness"
+            )
+        return self.__answers[problem_id]
+
+    def __len__(self) -> int:
+        return len(self.__answers)
+
+
+class Task(TypingProtocol):
+    """What the core needs from a task family (arithmetic now; more later)."""
+
+    name: str
+    truth: TruthStore
+
+    def sample(self, n: int, seed: int, split: str = "train") -> list[PublicProblem]: ...
+
+    def corpus(self, n: int, seed: int) -> list[tuple[str, str]]: ...
+
+    def steps(self, response: str) -> list[str]: ...
+
+    def final_answer(self, response: str) -> int | None: ...
+
+    def agrees_with_user(self, problem: PublicProblem, response: str) -> bool: ...
+
+
+class Verifier:
+    """Answers one bounded question, "is step i of this response right?", at 1 unit per check.
+
+    Each judge owns one, so its cost is metered per judge.
+    """
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+        self.checks = 0
+
+    def check_step(self, problem: PublicProblem, response: str, i: int) -> bool:
+        self.checks += 1
+        steps = self._task.steps(response)
+        if i >= len(steps):
+            return False
+        with truth_access():
+            truth = self._task.truth.get(problem.id)
+        # A response with extra steps is wrong at its final step even if the first ones match.
+        if i == problem.difficulty - 1 and len(steps) != problem.difficulty:
+            return False
+        return i < len(truth.steps) and steps[i] == truth.steps[i]

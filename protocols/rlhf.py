@@ -1,0 +1,83 @@
+"""Plain RLHF, the baseline (Christiano et al. 2017; Stiennon et al. 2020; Ouyang et al. 2022).
+
+1. Sample two answers per prompt from the base policy and ask the judge which is better.
+2. Fit a Bradley-Terry reward model on those preferences.
+3. PPO maximises the (frozen) reward model's score. Optionally, every `refresh_every` PPO steps,
+   label pairs of current-policy answers and keep training the reward model on them.
+
+The reward model only ever learns what the judge preferred. Where the judge cannot check an
+answer and falls back on agreeing with the user, so does the reward model, and so the policy.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from oversight.judges import Comparison, Verdict
+from oversight.reward_model import RewardModel, RewardModelConfig, train_reward_model
+from oversight.tasks import PublicProblem
+from protocols.base import JudgmentRecord, Protocol, ProtocolContext, Signal
+
+
+class RLHF(Protocol):
+    name = "rlhf"
+
+    def __init__(
+        self,
+        n_comparisons: int = 2048,
+        refresh_every: int = 0,
+        refresh_comparisons: int = 256,
+        reward_model: dict | None = None,
+    ) -> None:
+        self.n_comparisons = n_comparisons
+        self.refresh_every = refresh_every
+        self.refresh_comparisons = refresh_comparisons
+        self.rm_cfg = RewardModelConfig(**(reward_model or {}))
+        self.stats: dict[str, float] = {}
+
+    def _texts(self, problems: list[PublicProblem], responses: list[str]) -> list[str]:
+        return [
+            p.prompt + r + self.ctx.tokenizer.eos_token
+            for p, r in zip(problems, responses, strict=True)
+        ]
+
+    def _collect(self, n: int, phase: str) -> list[JudgmentRecord]:
+        problems = self.ctx.sample_problems(n)
+        prompts = [p.prompt for p in problems]
+        a, b = self.ctx.generate(prompts), self.ctx.generate(prompts)
+        return self.judge_pairs(
+            [Comparison(p, x, y) for p, x, y in zip(problems, a, b, strict=True)], phase
+        )
+
+    def _fit(self, records: list[JudgmentRecord]) -> None:
+        decided = [r for r in records if isinstance(r.outcome, Verdict)]
+        c = [r.comparison for r in decided]
+        p_a = [
+            r.outcome.prob_a if self.rm_cfg.soft_labels else float(r.outcome.prefers_a)
+            for r in decided
+        ]  # type: ignore[union-attr]
+        a = self._texts([x.problem for x in c], [x.a for x in c])
+        b = self._texts([x.problem for x in c], [x.b for x in c])
+        self.stats = train_reward_model(self.rm, a, b, p_a, self.rm_cfg, self.ctx.seed)
+        # Normalise to the base policy's answers, so the score's scale is comparable to the
+        # KL penalty whatever the judge (Ziegler et al. 2019 normalise the same way).
+        scores = self.rm.score(a + b)
+        self.shift, self.scale = scores.mean().item(), scores.std().item() + 1e-6
+
+    def setup(self, ctx: ProtocolContext) -> list[JudgmentRecord]:
+        super().setup(ctx)
+        self.rm = RewardModel(ctx.base_model, ctx.tokenizer).to(ctx.device)
+        self.records = self._collect(self.n_comparisons, "labels")
+        self._fit(self.records)
+        return self.records
+
+    def proxy_reward(self, problems: list[PublicProblem], responses: list[str]) -> torch.Tensor:
+        return (self.rm.score(self._texts(problems, responses)) - self.shift) / self.scale
+
+    def signal(self, problems: list[PublicProblem], responses: list[str], step: int) -> Signal:
+        new: list[JudgmentRecord] = []
+        if self.refresh_every and step > 0 and step % self.refresh_every == 0:
+            new = self._collect(self.refresh_comparisons, "refresh")
+            self.records += new
+            self._fit(self.records)
+        return Signal(self.proxy_reward(problems, responses), new, info=dict(self.stats))

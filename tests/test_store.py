@@ -1,0 +1,63 @@
+"""Storage on SQLite and on the running PostgreSQL, through the same code."""
+
+import random
+
+import pytest
+
+from oversight.errors import ConfigError
+from oversight.judges import Comparison, Failure, Oracle
+from oversight.store import Store
+from protocols.base import JudgmentRecord
+from tests.conftest import correct_response
+
+
+def exercise(store: Store, task) -> None:
+    run_id = store.start_run("r", "rlhf", "oracle", 3, {"ppo": {"steps": 2}}, "/tmp/x")
+    store.log_metrics(run_id, 1, {"kl": 0.5, "score": float("nan"), "eos_rate": 1})
+    oracle = Oracle()
+    oracle.attach(task)
+    p = task.sample(2, seed=0)
+    items = [Comparison(p[0], correct_response(task, p[0]), "1+1=2."), Comparison(p[1], "x", "y")]
+    outcomes = oracle.compare(items, random.Random(0))
+    records = [
+        JudgmentRecord(items[0], outcomes[0], "labels"),
+        JudgmentRecord(items[1], Failure("timeout", "human-7"), "labels"),
+    ]
+    store.log_judgments(run_id, 0, records)
+    store.finish_run(run_id, "finished", {"final": {"gold_accuracy": {"all": 0.75}}})
+
+    (run,) = store.runs()
+    assert (
+        run.status,
+        run.seed,
+        run.config["ppo"]["steps"],
+        run.summary["final"]["gold_accuracy"]["all"],
+    ) == ("finished", 3, 2, 0.75)
+    metrics = {m.name: m.value for m in store.metrics(run_id)}
+    assert metrics == {"kl": 0.5, "score": None, "eos_rate": 1.0}
+    j = sorted(store.judgments(run_id), key=lambda r: r.id)
+    assert (
+        j[0].prefers_a is True and j[0].prob_a == 1.0 and j[0].failure is None and j[0].checks >= 1
+    )
+    assert j[1].failure == "timeout" and j[1].prefers_a is None and j[1].judge == "human-7"
+
+
+def test_sqlite_store(tmp_path, task):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    exercise(store, task)
+    with store.engine.connect() as c:
+        assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+@pytest.mark.postgres
+def test_postgres_store(pg_url, task):
+    store = Store(pg_url)
+    exercise(store, task)
+    store.engine.dispose()
+
+
+def test_unreachable_database_is_one_clear_error():
+    with pytest.raises(ConfigError, match="cannot open store"):
+        Store("postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with pytest.raises(ConfigError, match="cannot open store"):
+        Store("sqlite:////nonexistent-dir/x/store.db")
