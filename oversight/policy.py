@@ -1,7 +1,7 @@
 """Policy models: the character tokenizer, building or loading a causal LM, the base model's SFT
 and its on-disk cache, and batched sampling with a KV cache.
 
-The base ("pretrained") model is a small GPT-2-shaped transformer trained from scratch on the
+The base ("pretrained") model is a small Llama-shaped transformer trained from scratch on the
 task's mixed corpus, or any causal LM from a local path fine-tuned on that corpus. It is cached
 under a key derived from everything that determines it, so runs and sweep jobs share it.
 """
@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    GPT2Config,
-    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
@@ -37,7 +37,7 @@ from oversight.tasks import Task
 from oversight.tasks.arithmetic import ALPHABET
 
 PAD, EOS = "<pad>", "<eos>"
-CACHE_FORMAT = 1  # bump when the way base models are built changes
+CACHE_FORMAT = 2  # bump when the task's text format or the way base models are built changes
 
 
 @dataclass
@@ -49,16 +49,16 @@ class PolicyConfig:
     n_embd: int = 64
     n_positions: int = 128
     """maximum prompt + response length in tokens"""
-    max_new_tokens: int = 48
-    """longest response sampled; a 6-step worked answer is 41 characters"""
+    max_new_tokens: int = 56
+    """longest response sampled; a 6-step worked answer is 52 characters"""
     temperature: float = 1.0
     """sampling temperature, the same at rollout, in the PPO loss and at evaluation"""
     base_seed: int = 0
     """seed of the base model's SFT (not the run seed: seeds of a sweep share one base model)"""
     sft_examples: int = 30000
-    sft_steps: int = 1200
+    sft_steps: int = 1000
     sft_batch_size: int = 64
-    sft_lr: float = 3e-3
+    sft_lr: float = 4e-3
     cache_dir: str = "~/.cache/oversight"
     """where base models are cached, keyed by their config"""
 
@@ -92,22 +92,27 @@ def position_ids(mask: torch.Tensor) -> torch.Tensor:
 
 # ---- models ------------------------------------------------------------------------------------
 def build_model(cfg: PolicyConfig, tok: PreTrainedTokenizerBase) -> PreTrainedModel:
-    if cfg.path is not None:
-        return load_pretrained(cfg.path)[0]
-    config = GPT2Config(
+    """A small Llama-shaped causal LM from scratch.
+
+    Rotary positions rather than GPT-2's learned ones: every step of a worked answer sits at a
+    fixed offset from the step before, and a from-scratch model learns relative offsets several
+    times faster with RoPE (measured: 600 SFT steps reach ~55% accuracy vs chance for GPT-2).
+    """
+    config = LlamaConfig(
         vocab_size=len(tok),
-        n_positions=cfg.n_positions,
-        n_embd=cfg.n_embd,
-        n_layer=cfg.n_layer,
-        n_head=cfg.n_head,
-        resid_pdrop=0.0,  # dropout off: PPO's ratio must be exactly 1 on the first minibatch
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
+        hidden_size=cfg.n_embd,
+        intermediate_size=4 * cfg.n_embd,
+        num_hidden_layers=cfg.n_layer,
+        num_attention_heads=cfg.n_head,
+        num_key_value_heads=cfg.n_head,
+        max_position_embeddings=cfg.n_positions,
+        attention_dropout=0.0,  # dropout off: PPO's ratio must be exactly 1 on the first minibatch
+        tie_word_embeddings=True,
         bos_token_id=tok.eos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
     )
-    return GPT2LMHeadModel(config)
+    return LlamaForCausalLM(config)
 
 
 def disable_dropout(model: nn.Module) -> None:
@@ -208,7 +213,10 @@ def base_key(policy: PolicyConfig, task_cfg: dict[str, Any]) -> str:
     }
     if policy.path is not None:
         spec["path_mtime"] = Path(policy.path).expanduser().stat().st_mtime
-    blob = json.dumps({"format": CACHE_FORMAT, "policy": spec, "task": task_cfg}, sort_keys=True)
+    blob = json.dumps(
+        {"format": CACHE_FORMAT, "alphabet": ALPHABET, "policy": spec, "task": task_cfg},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -238,6 +246,9 @@ def base_model(
             meta = json.loads((entry / "meta.json").read_text())
             return model.to(device), tok, meta | {"cached": True}
         shutil.rmtree(entry, ignore_errors=True)
+        # We hold the lock, so any temporary folder for this key is a killed builder's leftover.
+        for stale in root.glob(f"{key}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         if policy.path is not None:
             model, tok = load_pretrained(policy.path)
         else:

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from oversight.judges import Comparison, Oracle, RaterPool, SimulatedRater, Verdict
-from tests.conftest import correct_response, sycophantic_response, wrong_first_step
+from tests.conftest import correct_response, padded_response, sycophantic_response, wrong_first_step
 
 
 def pairs(task, make_a, make_b, n=200, seed=0, min_steps=1):
@@ -51,7 +51,7 @@ def test_biases_act_only_when_checks_do_not_decide(task, rng):
         if c.problem.difficulty <= 2
     ]
     assert easy and all(not o.prefers_a for o in easy)
-    # Beyond competence: the bent last step is never reached, so agreement decides.
+    # Beyond competence: the last step, which carries the answer, is never reached: agreement decides.
     beyond = rater.compare(
         pairs(task, sycophantic_response, correct_response, n=300, min_steps=3), rng
     )
@@ -63,10 +63,7 @@ def test_biases_act_only_when_checks_do_not_decide(task, rng):
 
 def test_length_bias_and_ties(task, rng):
     rater = attached(SimulatedRater(name="r", competence=1, length_bias=20.0), task)
-    items = [
-        Comparison(c.problem, c.a, c.a.replace(".", ", 1+1=2."))
-        for c in pairs(task, correct_response, correct_response, min_steps=3)
-    ]
+    items = pairs(task, correct_response, padded_response, min_steps=3)
     assert all(not o.prefers_a for o in rater.compare(items, rng))
     unbiased = attached(SimulatedRater(name="u", competence=1), task)
     ties = unbiased.compare(pairs(task, correct_response, correct_response), rng)

@@ -4,7 +4,7 @@ import pytest
 
 from oversight.tasks import GroundTruthAccessError, Verifier
 from oversight.tasks.arithmetic import solve
-from tests.conftest import correct_response, sycophantic_response, wrong_first_step
+from tests.conftest import correct_response, padded_response, sycophantic_response, wrong_first_step
 
 
 def test_solve_restates_operands_mod_10():
@@ -35,10 +35,19 @@ def test_beliefs_are_wrong_at_configured_rate(task):
 
 
 def test_parse_and_final_answer(task):
-    assert task.steps("3+4=7, 7*2=4.") == ["3+4=7", "7*2=4"]
-    assert task.final_answer("3+4=7, 7*2=4.") == 4
-    for bad in ["", "3+4=7", "3+4=7,7*2=4.", "7.", "3+4=7, 7*2=4. extra"]:
+    assert task.steps("3+4=7, 7*2=4. Answer: 4.") == ["3+4=7", "7*2=4"]
+    assert task.final_answer("3+4=7, 7*2=4. Answer: 4.") == 4
+    assert task.final_answer("3+4=7, 7*2=4. Answer: 1.") == 1  # the stated answer counts
+    for bad in [
+        "",
+        "3+4=7",
+        "3+4=7, 7*2=4.",
+        "Answer: 7.",
+        "3+4=7,7*2=4. Answer: 4.",
+        "3+4=7. Answer: 7. extra",
+    ]:
         assert task.final_answer(bad) is None
+        assert task.steps(bad) == []
 
 
 def test_corpus_mixes_correct_mistakes_and_sycophancy(task):
@@ -50,15 +59,15 @@ def test_corpus_mixes_correct_mistakes_and_sycophancy(task):
         steps = task.steps(response)
         ops = prompt.split("=?")[0]
         truth = solve(int(ops[0]), [(ops[i], int(ops[i + 1])) for i in range(1, len(ops), 2)])
-        if steps == truth:
+        if steps == truth and final == int(truth[-1][-1]):
             kinds["correct"] += 1
-        elif final == belief and steps[:-1] == truth[:-1]:
+        elif steps == truth and final == belief:
             kinds["syc"] += 1
         else:
             kinds["other"] += 1
-    assert 0.55 < kinds["correct"] / 3000 < 0.65
-    assert 0.17 < kinds["syc"] / 3000 < 0.23
-    assert 0.17 < kinds["other"] / 3000 < 0.23
+    assert 0.45 < kinds["correct"] / 3000 < 0.55
+    assert 0.31 < kinds["syc"] / 3000 < 0.39
+    assert 0.12 < kinds["other"] / 3000 < 0.18
 
 
 def test_verifier_checks_one_step_at_a_time_and_meters_cost(task):
@@ -75,7 +84,7 @@ def test_verifier_checks_one_step_at_a_time_and_meters_cost(task):
     ]
     assert not v.check_step(p, early, 0)
     assert not v.check_step(p, "garbage", 0)
-    assert not v.check_step(p, good.replace(".", ", 1+1=2."), p.difficulty - 1)  # extra steps
+    assert not v.check_step(p, padded_response(task, p), p.difficulty - 1)  # extra steps
     assert v.checks == 2 * p.difficulty + 3
 
 

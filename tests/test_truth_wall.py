@@ -76,12 +76,14 @@ class Cheater(Protocol):
 def test_reading_the_truth_outside_the_wall_fails_at_run_time(task):
     problems = task.sample(4, seed=0)
     with pytest.raises(GroundTruthAccessError):
-        Cheater(task).signal(problems, ["1+1=2."] * 4, step=0)
+        Cheater(task).signal(problems, ["1+1=2. Answer: 2."] * 4, step=0)
 
 
 def test_judges_may_check_through_their_metered_verifier(task):
     oracle = Oracle()
     oracle.attach(task)
     p = task.sample(1, seed=0)[0]
-    out = oracle.compare([Comparison(p, correct_response(task, p), "1+1=2.")], random.Random(0))
+    out = oracle.compare(
+        [Comparison(p, correct_response(task, p), "1+1=2. Answer: 2.")], random.Random(0)
+    )
     assert out[0].prob_a == 1.0 and oracle.cost.checks >= 1

@@ -103,7 +103,12 @@ class Verifier:
             return False
         with truth_access():
             truth = self._task.truth.get(problem.id)
-        # A response with extra steps is wrong at its final step even if the first ones match.
-        if i == problem.difficulty - 1 and len(steps) != problem.difficulty:
-            return False
+        if i == problem.difficulty - 1:
+            # The last step carries the conclusion: extra steps or a stated answer that does not
+            # follow make it wrong even when the arithmetic of the step is right.
+            if (
+                len(steps) != problem.difficulty
+                or self._task.final_answer(response) != truth.answer
+            ):
+                return False
         return i < len(truth.steps) and steps[i] == truth.steps[i]

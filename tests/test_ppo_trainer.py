@@ -1,0 +1,68 @@
+"""The PPO core on a real (tiny) transformer: ratio = 1 on the first minibatch, and it learns."""
+
+import copy
+
+import torch
+
+from oversight.policy import PolicyConfig, build_model, char_tokenizer, encode
+from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+
+
+def make_trainer(**ppo):
+    torch.manual_seed(0)
+    tok = char_tokenizer()
+    base = build_model(PolicyConfig(n_embd=32, n_layer=1), tok)
+    policy = PolicyWithValue(copy.deepcopy(base))
+    cfg = PPOConfig(batch_size=32, minibatch_size=8, **ppo)
+    trainer = PPOTrainer(
+        policy, base, cfg, tok.eos_token_id, tok.pad_token_id, 1.0, 6, torch.device("cpu")
+    )
+    ids, mask = encode(tok, ["1+2=?\n", "3*4-5=? I think it is 7.\n"] * 16)
+    return trainer, tok, ids, mask
+
+
+def test_value_head_starts_at_zero_and_ratio_is_one_on_first_minibatch():
+    trainer, _, ids, mask = make_trainer()
+    assert torch.all(trainer.policy.value_head.weight == 0) and torch.all(
+        trainer.policy.value_head.bias == 0
+    )
+    g = torch.Generator().manual_seed(0)
+    ro = trainer.rollout(ids, mask, g)
+    stats = trainer.step(ro, torch.randn(32), g)
+    assert abs(stats["ratio_first_minibatch"] - 1.0) < 1e-6
+    assert stats["kl"] == 0.0  # policy == reference before the first update
+    for k in (
+        "entropy",
+        "clipfrac",
+        "approx_kl",
+        "explained_variance",
+        "policy_loss",
+        "value_loss",
+    ):
+        assert k in stats
+
+
+def test_rollout_masks_after_eos_and_left_pads_prompts():
+    trainer, tok, ids, mask = make_trainer()
+    assert mask[0, 0] == 0 and mask[0, -1] == 1  # the shorter prompt is left-padded
+    ro = trainer.rollout(ids, mask, torch.Generator().manual_seed(1))
+    for row, m in zip(ro.responses, ro.mask, strict=True):
+        eos = (row == tok.eos_token_id).nonzero()
+        if len(eos):
+            end = eos[0].item()
+            assert m[: end + 1].all() and not m[end + 1 :].any()
+            assert (row[end + 1 :] == tok.pad_token_id).all()
+
+
+def test_ppo_increases_a_simple_reward():
+    # Reward: the response's first character is "7". An untrained model emits it ~1/28 of the time.
+    trainer, tok, ids, mask = make_trainer(lr=3e-3, kl_coef=0.0, missing_eos_penalty=None)
+    g = torch.Generator().manual_seed(0)
+    target = tok.convert_tokens_to_ids("7")
+    rates = []
+    for _ in range(25):
+        ro = trainer.rollout(ids, mask, g)
+        hit = (ro.responses[:, 0] == target).float()
+        rates.append(hit.mean().item())
+        trainer.step(ro, hit, g)
+    assert sum(rates[-5:]) / 5 > 0.5 > sum(rates[:5]) / 5

@@ -1,0 +1,52 @@
+"""Bradley-Terry loss and reward-model training on separable data."""
+
+import math
+
+import torch
+
+from oversight.policy import PolicyConfig, build_model, char_tokenizer
+from oversight.reward_model import (
+    RewardModel,
+    RewardModelConfig,
+    bt_loss,
+    pairwise_accuracy,
+    train_reward_model,
+)
+
+
+def test_bt_loss_matches_hand_computation():
+    r_a, r_b = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 1.0])
+    p = torch.tensor([1.0, 0.5])
+    expected = (
+        -math.log(1 / (1 + math.exp(-2.0)))
+        + (-0.5 * math.log(1 / (1 + math.exp(1.0))) - 0.5 * math.log(1 / (1 + math.exp(-1.0))))
+    ) / 2
+    assert abs(bt_loss(r_a, r_b, p).item() - expected) < 1e-6
+    # The loss is symmetric under swapping the pair and the label.
+    assert abs(bt_loss(r_b, r_a, 1 - p).item() - expected) < 1e-6
+
+
+def test_reward_model_learns_separable_preferences():
+    torch.manual_seed(0)
+    tok = char_tokenizer()
+    base = build_model(PolicyConfig(n_embd=32, n_layer=1), tok)
+    rm = RewardModel(base, tok)
+    g = torch.Generator().manual_seed(0)
+
+    def pairs(n):
+        # Preferred answers end in an even digit, dispreferred in an odd one; the rest is noise.
+        a, b = [], []
+        for _ in range(n):
+            x, y = torch.randint(10, (2,), generator=g).tolist()
+            a.append(f"{x}+{y}=? {2 * torch.randint(5, (1,), generator=g).item()}.<eos>")
+            b.append(f"{x}+{y}=? {2 * torch.randint(5, (1,), generator=g).item() + 1}.<eos>")
+        return a, b
+
+    a, b = pairs(600)
+    stats = train_reward_model(
+        rm, a, b, [1.0] * len(a), RewardModelConfig(epochs=3, lr=1e-3), seed=0
+    )
+    assert stats["rm_train_accuracy"] > 0.9
+    ha, hb = pairs(200)
+    assert pairwise_accuracy(rm, ha, hb, [True] * 200) > 0.95
+    assert pairwise_accuracy(rm, hb, ha, [False] * 200) > 0.95
