@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
+from oversight import human as _human  # noqa: F401  registers the human-study tables
 from oversight.errors import ConfigError
 
 

@@ -1,0 +1,142 @@
+"""HumanJudge and HumanOrSimulated: posting, waiting, restarting, timing out, falling back."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from sqlmodel import Session, select
+
+from oversight import human
+from oversight.human import Item
+from oversight.judges import Comparison, Failure, HumanJudge, HumanOrSimulated, SimulatedRater
+from oversight.judges.human import gold_pairs
+from oversight.tasks.base import truth_access
+from tests.conftest import ROOT, correct_response, wrong_first_step
+
+
+def comparisons(task, n: int, seed: int = 0) -> list[Comparison]:
+    """Pairs whose `a` is right and `b` wrong, so the verdict's orientation can be checked."""
+    problems = task.sample(n, seed=seed, split="human-test")
+    return [Comparison(p, correct_response(task, p), wrong_first_step(task, p)) for p in problems]
+
+
+def pick_right(task, by_prompt):
+    """A judge who picks the right answer (knows it from the test's own table)."""
+
+    def choose(view):
+        right = by_prompt.get(view.payload["prompt"])
+        if right is None:  # a gold item: its right answer has a correct first step too
+            return "A"
+        return "A" if view.payload["a"] == right else "B"
+
+    return choose
+
+
+def make_judge(url: str, cls=HumanJudge, **kw) -> HumanJudge:
+    defaults = dict(name="human", url=url, study="t", poll_s=0.05, timeout_s=20, n_gold=0)
+    return cls(**(defaults | kw))
+
+
+def test_gold_pairs_have_a_known_right_answer(task):
+    pairs = gold_pairs(task, 5)
+    assert len(pairs) == 5
+    for p, right, wrong in pairs:
+        assert p.difficulty <= 2 and right != wrong
+        with truth_access():
+            assert task.final_answer(right) == task.truth.get(p.id).answer
+
+
+def test_human_verdicts_reach_the_protocol_in_its_orientation(task, tmp_path, judge_bots):
+    url = f"sqlite:///{tmp_path}/study.db"
+    items = comparisons(task, 6)
+    judge = make_judge(url, gold_rate=0.5, n_gold=3)
+    judge.attach(task)
+    bot = judge_bots(url, ["alice"], pick_right(task, {c.problem.prompt: c.a for c in items}))
+    out = judge.compare(items, random.Random(0))
+    assert all(o.prefers_a and o.prob_a == 1.0 for o in out)
+    assert {o.judge for o in out} == {"human:alice"}
+    assert all(o.seconds >= 0 for o in out) and judge.cost.labels == 6
+    with Session(judge.engine) as s:
+        stored = s.exec(select(Item)).all()
+    assert sum(i.is_gold for i in stored) == 3 and sum(not i.is_gold for i in stored) == 6
+    bot.stop()
+
+    # A restarted run (a new judge object, same study) re-posts nothing and waits for nothing.
+    again = make_judge(url, gold_rate=0.5, n_gold=3, timeout_s=0)
+    again.attach(task)
+    assert [o.prefers_a for o in again.compare(items, random.Random(1))] == [True] * 6
+    with Session(again.engine) as s:
+        assert len(s.exec(select(Item)).all()) == 9
+
+
+def test_overlap_aggregates_the_judges(task, tmp_path, judge_bots):
+    url = f"sqlite:///{tmp_path}/study.db"
+    items = comparisons(task, 4)
+    judge = make_judge(url, overlap=2)
+    judge.attach(task)
+    right = {c.problem.prompt: c.a for c in items}
+    judge_bots(url, ["careful"], pick_right(task, right))
+    contrary = pick_right(task, right)
+    judge_bots(url, ["contrary"], lambda v: "B" if contrary(v) == "A" else "A")
+    out = judge.compare(items, random.Random(0))
+    for o in out:
+        assert o.prob_a == 0.5
+        assert sorted(o.judge.removeprefix("human:").split(",")) == ["careful", "contrary"]
+
+
+def test_timeout_without_verdicts_is_a_typed_failure_and_closes_items(task, tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    judge = make_judge(url, timeout_s=0.2)
+    judge.attach(task)
+    out = judge.compare(comparisons(task, 3), random.Random(0))
+    assert all(isinstance(o, Failure) and o.reason.startswith("timeout") for o in out)
+    with Session(judge.engine) as s:
+        assert all(i.closed and i.resolution == "timeout" for i in s.exec(select(Item)))
+    bob = human.authenticate(judge.engine, human.issue_token(judge.engine, "bob"))
+    assert human.next_assignment(judge.engine, bob.judge_id) is None
+
+
+def test_human_or_simulated_falls_back_and_says_who_answered(task, tmp_path, judge_bots):
+    url = f"sqlite:///{tmp_path}/study.db"
+    items = comparisons(task, 6)
+    fallback = SimulatedRater(name="rater", competence=None)
+    judge = make_judge(url, cls=HumanOrSimulated, timeout_s=1.5, fallback=fallback)
+    judge.attach(task)
+    bot = judge_bots(url, ["alice"], pick_right(task, {c.problem.prompt: c.a for c in items}), 2)
+    out = judge.compare(items, random.Random(0))
+    names = [o.judge for o in out]
+    assert names.count("human:alice") == 2 and names.count("simulated:rater") == 4
+    assert all(o.prefers_a for o in out)  # a rater with unlimited competence is right too
+    answered = {item_id for _, item_id, _, _ in bot.log}
+    with Session(judge.engine) as s:
+        for i in s.exec(select(Item)):
+            if i.id in answered:
+                assert not i.closed
+            else:
+                assert i.closed and i.resolution == "fallback:rater"
+
+
+def test_bad_settings_are_rejected(tmp_path):
+    with pytest.raises(ValueError):
+        HumanJudge(name="h", url=f"sqlite:///{tmp_path}/x.db", overlap=0)
+    with pytest.raises(ValueError):
+        HumanOrSimulated(name="h", url=f"sqlite:///{tmp_path}/x.db")
+
+
+@pytest.mark.parametrize("name", ["human", "human_or_simulated"])
+def test_judge_configs_build(name, tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from oversight.config import register
+
+    register()
+    url = f"sqlite:///{tmp_path}/study.db"
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"judge={name}", f"store.url={url}", "seed=3"])
+    judge = instantiate(cfg.judge, _convert_="all")
+    assert isinstance(judge, HumanJudge) and judge.url == url and judge.study == "study-seed3"
+    if name == "human_or_simulated":
+        assert isinstance(judge, HumanOrSimulated)
+        assert isinstance(judge.fallback, SimulatedRater) and judge.fallback.competence == 2
