@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 from oversight import human as _human  # noqa: F401  registers the human-study tables
@@ -84,13 +85,26 @@ def make_engine(url: str) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     try:
-        SQLModel.metadata.create_all(engine)
+        _create_tables(engine)
     except OperationalError as e:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         raise ConfigError(
             f"cannot open store {engine.url.render_as_string(hide_password=True)}: {reason}"
         ) from None
     return engine
+
+
+def _create_tables(engine: Engine) -> None:
+    # Sweep jobs open one fresh store at the same moment: both may see a table missing and both
+    # CREATE it. The loser's error only means the table exists now, so look again.
+    for attempt in range(5):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as e:
+            if attempt == 4 or not ("already exists" in str(e) or isinstance(e, IntegrityError)):
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _finite(v: Any) -> float | None:

@@ -1,0 +1,184 @@
+"""Sweeps: the presets compose, the launchers are wired, and a real tiny multirun runs jobs in
+parallel (joblib), shares one base model and one store, and is analysed end to end."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from oversight.config import register
+from oversight.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ("judge_competence", "rater_pools", "overoptimization", "protocol_comparison")
+register()
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_compose_full_and_tiny(preset: str) -> None:
+    full = composed(f"+experiment={preset}")
+    tiny = composed(f"+experiment={preset}", "experiment/size=tiny")
+    for cfg in (full, tiny):
+        params = cfg.hydra.sweeper.params
+        assert "seed" in params and len(params) >= 2  # the preset's axis x seeds
+        assert cfg.threads == 1  # parallel jobs must not oversubscribe the cores
+        assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")  # -m default
+        assert "${hydra:sweep.dir}" in OmegaConf.to_container(cfg.store)["url"]  # one store
+        assert cfg.hydra.sweep.dir.startswith(f"multirun/{preset}/")
+    assert full.hydra.sweeper.params.seed == "range(5)"
+    assert (tiny.policy.sft_steps, tiny.ppo.steps, tiny.hydra.sweeper.params.seed) == (30, 3, "0,1")
+    assert full.policy.sft_steps == composed().policy.sft_steps  # full = the main config's model
+
+
+def test_preset_axes() -> None:
+    assert composed("+experiment=judge_competence").hydra.sweeper.params.competence == "1,2,3,4,5"
+    oo = composed("+experiment=overoptimization")
+    assert oo.eval.every > 0 and "ppo.kl_coef" in oo.hydra.sweeper.params
+    pc = composed("+experiment=protocol_comparison").hydra.sweeper.params
+    assert (pc.protocol, pc.judge) == ("glob(*)", "oracle,simulated,pool")
+    pools = composed("+experiment=rater_pools").hydra.sweeper.params["experiment/pool"].split(",")
+    assert len(pools) >= 3
+    names = set()
+    for pool in pools:
+        judge = composed("+experiment=rater_pools", f"experiment/pool={pool}").judge
+        assert judge._target_ == "oversight.judges.RaterPool" and judge.members
+        names.add(judge.name)
+    assert len(names) == len(pools)  # the analysis labels settings by pool name
+    # a user can still point a preset at PostgreSQL from the command line
+    assert composed("+experiment=judge_competence", "store=postgres").store.url.startswith(
+        "postgresql"
+    )
+
+
+@pytest.mark.parametrize(
+    ("launcher", "plugin", "field"),
+    [
+        ("slurm", "hydra_submitit_launcher", "partition"),
+        ("ray_cluster", "hydra_ray_launcher", "ray"),
+    ],
+)
+def test_cluster_launcher_configs_compose(launcher: str, plugin: str, field: str) -> None:
+    if importlib.util.find_spec(f"hydra_plugins.{plugin}") is None:
+        pytest.skip(f"{plugin} is not installed (pip install -e '.[cluster]')")
+    cfg = composed("+experiment=judge_competence", f"hydra/launcher={launcher}")
+    assert field in cfg.hydra.launcher
+
+
+def train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "oversight.train", "-m", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
+    """Four tiny jobs, two at a time; two of them fail on purpose (no comparisons to fit a
+    reward model on), as real sweeps sometimes do. The analysis lists them and compares the
+    rest; the jobs that ran together built the base model once."""
+    sweep, cache = tmp_path / "sweep", tmp_path / "cache"
+    sweep.mkdir()
+    # Tables first: jobs that open a fresh store at once race (test_first_open_... below).
+    Store(f"sqlite:///{sweep / 'store.db'}").engine.dispose()
+    res = train(
+        "+experiment=judge_competence",
+        "experiment/size=tiny",
+        "competence=1,3",
+        "seed=0",
+        "protocol.n_comparisons=32,0",
+        f"hydra.sweep.dir={sweep}",
+        f"policy.cache_dir={cache}",
+        "hydra.launcher.n_jobs=2",
+        cwd=tmp_path,
+    )
+    assert res.returncode != 0 and "no comparisons" in res.stderr  # Hydra re-raises the failure
+    assert "Joblib.Parallel(n_jobs=2" in res.stderr + res.stdout
+    done = sorted(sweep.glob("*/summary.json"))
+    assert len(done) == 2
+    summaries = [json.loads(p.read_text()) for p in done]
+    assert sorted(s["config"]["competence"] for s in summaries) == [1, 3]
+    assert all(s["config"]["threads"] == 1 for s in summaries)
+    # One base model for the whole sweep: jobs 0 and 1 started together; one trained it.
+    built = [s["base_model"]["cached"] for s in summaries]
+    assert len({s["base_model"]["key"] for s in summaries}) == 1
+    assert built.count(False) <= 1 and len(list((cache / "base").glob("*.lock"))) == 1
+
+    # every job wrote into the sweep's one SQLite store; two of them overlapped in time
+    runs = Store(f"sqlite:///{sweep / 'store.db'}").runs()
+    assert sorted(r.status for r in runs) == ["failed", "failed", "finished", "finished"]
+    spans = sorted((r.started_at, r.finished_at) for r in runs)
+    assert any(a[1] > b[0] for a, b in zip(spans, spans[1:], strict=False))  # in parallel
+
+    out = tmp_path / "analysis"
+    ana = subprocess.run(
+        [sys.executable, "-m", "oversight.analyze", str(sweep), "--out", str(out)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ana.returncode == 0, ana.stderr
+    with (out / "results.csv").open() as fh:
+        rows = {r["setting"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {
+        f"competence={c}, protocol.n_comparisons={n}" for c in (1, 3) for n in (0, 32)
+    }
+    assert rows["competence=1, protocol.n_comparisons=32"]["n_finished"] == "1"
+    assert rows["competence=3, protocol.n_comparisons=0"]["n_failed"] == "1"
+    report = (out / "report.md").read_text()
+    assert report.count("| failed |") == 2
+    for png in ("curves", "competence", "judge_cost"):
+        assert (out / f"judge_competence_tiny_{png}.png").stat().st_size > 10_000
+
+
+OPEN_STORE = """
+import sys, time
+from pathlib import Path
+from oversight.store import Store
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.001)
+try:
+    Store(sys.argv[1]).engine.dispose()
+    print("ok")
+except Exception as e:
+    print(f"{type(e).__name__}: {e}")
+"""
+
+
+def test_first_open_of_a_shared_store_by_concurrent_jobs(tmp_path: Path) -> None:
+    url, go = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_STORE, url, str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    time.sleep(4)  # all three have imported and wait at the same line
+    go.touch()
+    results = [p.communicate(timeout=60)[0].strip() for p in jobs]
+    assert results == ["ok"] * 3
