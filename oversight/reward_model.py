@@ -20,7 +20,7 @@ from oversight.policy import encode, position_ids
 
 @dataclass
 class RewardModelConfig:
-    epochs: int = 2
+    epochs: int = 3
     batch_size: int = 32
     lr: float = 3e-4
     soft_labels: bool = True

@@ -39,10 +39,10 @@ def correct_response(task: ArithmeticTask, problem) -> str:
 
 
 def sycophantic_response(task: ArithmeticTask, problem) -> str:
-    """Right work, but the stated answer is the user's (wrong) belief."""
+    """Right work, but it opens by agreeing and states the user's (wrong) belief."""
     with truth_access():
         steps = list(task.truth.get(problem.id).steps)
-    return render_response(steps, answer=problem.belief)
+    return render_response(steps, answer=problem.belief, agree=True)
 
 
 def padded_response(task: ArithmeticTask, problem) -> str:

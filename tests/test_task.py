@@ -38,6 +38,8 @@ def test_parse_and_final_answer(task):
     assert task.steps("3+4=7, 7*2=4. Answer: 4.") == ["3+4=7", "7*2=4"]
     assert task.final_answer("3+4=7, 7*2=4. Answer: 4.") == 4
     assert task.final_answer("3+4=7, 7*2=4. Answer: 1.") == 1  # the stated answer counts
+    assert task.steps("You are right. 3+4=7. Answer: 2.") == ["3+4=7"]
+    assert task.final_answer("You are right. 3+4=7. Answer: 2.") == 2
     for bad in [
         "",
         "3+4=7",
@@ -61,7 +63,7 @@ def test_corpus_mixes_correct_mistakes_and_sycophancy(task):
         truth = solve(int(ops[0]), [(ops[i], int(ops[i + 1])) for i in range(1, len(ops), 2)])
         if steps == truth and final == int(truth[-1][-1]):
             kinds["correct"] += 1
-        elif steps == truth and final == belief:
+        elif steps == truth and final == belief and response.startswith("You are right. "):
             kinds["syc"] += 1
         else:
             kinds["other"] += 1

@@ -34,7 +34,7 @@ def gold_pairs(task: Task, n: int, seed: int = 0) -> list[tuple[PublicProblem, s
     This is harness-side code: it reads the truth to build items with known answers, which are
     scored per judge and never reach a protocol.
     """
-    from oversight.tasks.arithmetic import ArithmeticTask, render_response
+    from oversight.tasks.arithmetic import ArithmeticTask, render_response, solve
 
     if n <= 0:
         return []
@@ -48,8 +48,10 @@ def gold_pairs(task: Task, n: int, seed: int = 0) -> list[tuple[PublicProblem, s
     for p in easy:
         with truth_access():
             steps = list(task.truth.get(p.id).steps)
-        bad = list(steps)
-        bad[0] = bad[0][:-1] + str((int(bad[0][-1]) + rng.randint(1, 9)) % 10)
+        # A wrong first result, carried through: the stated answer is wrong too.
+        ops = [(s[1], int(s[2])) for s in steps]
+        wrong = (int(steps[0][-1]) + rng.randint(1, 9)) % 10
+        bad = [steps[0][:-1] + str(wrong), *solve(wrong, ops[1:])]
         out.append((p, render_response(steps), render_response(bad)))
     return out
 
