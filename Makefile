@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTHON ?= python3
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean bench
 
 # torch first, pinned: 2.13.0 is the CPU build on this disk; a looser pin would pull CUDA wheels.
 $(STAMP): pyproject.toml
@@ -29,6 +29,11 @@ test: lint
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	fi
 	$(PY) -m pytest
+
+# The PPO core against TRL's GRPOTrainer on the same work (README, "Performance").
+bench: install
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -m oversight.bench ppo
 
 format: install
 	$(VENV)/bin/ruff check --fix .

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from oversight import distributed
 from oversight.config import EvalConfig
 from oversight.errors import ConfigError
 from oversight.harness import Harness
 from oversight.judges import Judge
 from oversight.policy import PolicyConfig, base_model, decode, encode, generate
-from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
 from oversight.store import Store
 from oversight.tasks import build_task
 from protocols import Protocol, ProtocolContext
@@ -97,9 +99,11 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    if device.type == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    device = distributed.setup(pick_device(cfg.device))  # under a launcher: this rank's GPU
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.threads or cpu_threads(cfg.policy.n_embd, cfg.policy.path))
+    if not distributed.is_main():  # only rank 0 writes outputs and the store
+        output_dir = Path(tempfile.mkdtemp(prefix=f"oversight-rank{distributed.rank()}-"))
 
     # ---- parts, all from config ----
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
@@ -110,7 +114,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     judge: Judge = _build(cfg.judge, "judge")
     judge.attach(task)
     protocol: Protocol = _build(cfg.protocol, "protocol")
-    store = Store(cfg.store.url)
+    store = Store(cfg.store.url if distributed.is_main() else "sqlite://")
     base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device)  # type: ignore[arg-type]
 
     run_id = store.start_run(
@@ -186,16 +190,20 @@ def _train(
         seed=cfg.seed,
     )
 
-    records = protocol.setup(ctx)
+    records = protocol.setup(ctx)  # the same on every rank: same seeds, same draws
+    rank = distributed.rank()
+    if rank:  # several ranks: from here on each samples its own prompts and responses
+        sample.generator.manual_seed(cfg.seed + rank)
     store.log_judgments(run_id, 0, records)
     base_eval = harness.evaluate(eval_sampler(), protocol.proxy_reward)
     metrics_file = (output_dir / "metrics.jsonl").open("w")
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed + rank)
     tokens, rollout_seconds = 0, 0.0
     last_kl = 0.0
     for step in tqdm(range(1, ppo_cfg.steps + 1), desc=f"PPO ({protocol.name}, {judge.name})"):
         t0 = time.perf_counter()
-        problems = task.sample(ppo_cfg.batch_size, seed=step, split=f"ppo-{cfg.seed}")
+        split = f"ppo-{cfg.seed}" + (f"-rank{rank}" if rank else "")
+        problems = task.sample(ppo_cfg.batch_size, seed=step, split=split)
         ids, mask = encode(tok, [p.prompt for p in problems], device)
         ro = trainer.rollout(ids, mask, sample.generator)
         texts = decode(tok, ro.responses, tok.eos_token_id)
@@ -231,6 +239,9 @@ def _train(
     metrics_file.close()
 
     final_eval = harness.evaluate(eval_sampler(), protocol.proxy_reward)
+    # The trained policy stays with its run (outputs/ is never committed): analyses can sample it.
+    policy.lm.save_pretrained(output_dir / "policy")
+    tok.save_pretrained(output_dir / "policy")
     store.log_metrics(run_id, ppo_cfg.steps, flat("eval", final_eval))
     summary = {
         "protocol": protocol.name,

@@ -32,12 +32,13 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
+from oversight import fastlm
 from oversight.errors import ConfigError
 from oversight.tasks import Task
 from oversight.tasks.arithmetic import ALPHABET
 
 PAD, EOS = "<pad>", "<eos>"
-CACHE_FORMAT = 2  # bump when the task's text format or the way base models are built changes
+CACHE_FORMAT = 3  # bump when the task's text format or the way base models are built changes
 
 
 @dataclass
@@ -45,20 +46,20 @@ class PolicyConfig:
     path: str | None = None
     """a local pretrained checkpoint to start from; None builds the transformer below from scratch"""
     n_layer: int = 2
-    n_head: int = 4
+    n_head: int = 8
     n_embd: int = 64
     n_positions: int = 128
     """maximum prompt + response length in tokens"""
-    max_new_tokens: int = 56
-    """longest response sampled; a 6-step worked answer is 52 characters"""
+    max_new_tokens: int = 72
+    """longest response sampled; a 6-step agreeing answer is 67 characters"""
     temperature: float = 1.0
     """sampling temperature, the same at rollout, in the PPO loss and at evaluation"""
     base_seed: int = 0
     """seed of the base model's SFT (not the run seed: seeds of a sweep share one base model)"""
     sft_examples: int = 30000
-    sft_steps: int = 1000
-    sft_batch_size: int = 64
-    sft_lr: float = 4e-3
+    sft_steps: int = 1500
+    sft_batch_size: int = 32
+    sft_lr: float = 2e-3
     cache_dir: str = "~/.cache/oversight"
     """where base models are cached, keyed by their config"""
 
@@ -290,7 +291,15 @@ def generate(
     pad_id: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Sample responses with a KV cache. Returns [B, T] ids; after a row's EOS, PAD follows."""
+    """Sample responses with a KV cache. Returns [B, T] ids; after a row's EOS, PAD follows.
+
+    T is the step at which every row has finished (at most `max_new_tokens`). Llama models take
+    the packed fast path of `oversight.fastlm` (the same draws); others their own `forward`.
+    """
+    if fastlm.supports(model):
+        return fastlm.generate(
+            model, prompt_ids, prompt_mask, max_new_tokens, temperature, eos_id, pad_id, generator
+        )
     B = prompt_ids.shape[0]
     mask = prompt_mask
     pos = position_ids(mask)
@@ -301,7 +310,7 @@ def generate(
     tokens = []
     for _ in range(max_new_tokens):
         probs = torch.softmax(logits.float() / temperature, dim=-1)
-        tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        tok = fastlm.sample(probs, generator)  # = torch.multinomial(probs, 1), without its sync
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         tokens.append(tok)
         mask = torch.cat([mask, (~done).long()[:, None]], dim=1)  # PAD after EOS is not attended

@@ -1,0 +1,105 @@
+"""The fast PPO core changes no results: same seed, same metrics (DESIGN.md §7).
+
+The packed forward and sampling of `oversight.fastlm` against the plain Hugging Face path they
+replace, on the demo's (tiny) Llama policy: the same draws, logits within float rounding, and two
+PPO iterations from one seed giving the same statistics within tolerance.
+"""
+
+import copy
+
+import pytest
+import torch
+
+from oversight import fastlm
+from oversight.policy import (
+    PolicyConfig,
+    build_model,
+    char_tokenizer,
+    encode,
+    generate,
+    position_ids,
+    response_mask,
+)
+from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+
+PROMPTS = ["1+2=?\n", "3*4-5=? I think it is 7.\n", "9-9*2+1=?\n", "7=? I think it is 1.\n"] * 4
+
+
+def tiny_model():
+    tok = char_tokenizer()
+    torch.manual_seed(0)
+    return build_model(PolicyConfig(n_embd=32, n_layer=2, n_head=4), tok), tok
+
+
+def run(steps: int = 2) -> list[dict[str, float]]:
+    base, tok = tiny_model()
+    cfg = PPOConfig(batch_size=16, minibatch_size=8, epochs=2, lr=3e-3)
+    trainer = PPOTrainer(
+        PolicyWithValue(copy.deepcopy(base)),
+        base,
+        cfg,
+        tok.eos_token_id,
+        tok.pad_token_id,
+        1.0,
+        12,
+        torch.device("cpu"),
+    )
+    ids, mask = encode(tok, PROMPTS)
+    g = torch.Generator().manual_seed(0)
+    target = tok.convert_tokens_to_ids("7")
+    out = []
+    for _ in range(steps):
+        ro = trainer.rollout(ids, mask, g)
+        score = (ro.responses == target).float().mean(-1)  # cheap, depends on every draw
+        out.append(trainer.step(ro, score, g) | {"tokens": float(ro.mask.sum())})
+    return out
+
+
+def test_the_fast_path_is_taken_for_the_demo_policy():
+    base, _ = tiny_model()
+    assert fastlm.supports(base)
+    with fastlm.disabled():
+        assert not fastlm.supports(base)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_packed_forward_matches_hugging_face(groups):
+    base, tok = tiny_model()
+    ids, mask = encode(tok, PROMPTS)
+    resp = generate(base, ids, mask, 12, 1.0, tok.eos_token_id, tok.pad_token_id)
+    full = torch.cat([ids, resp], 1)
+    attn = torch.cat([mask, response_mask(resp, tok.eos_token_id)], 1)
+    with torch.no_grad():
+        ref = base(input_ids=full, attention_mask=attn, position_ids=position_ids(attn)).logits
+        pk = fastlm.pack(attn, groups)
+        h, _ = fastlm.hidden(base, full.flatten()[pk.flat], pk)
+        # only each row's last two tokens, as PPO asks (the last layer computes just those)
+        last = attn.sum(-1).cumsum(0) - 1
+        pick = torch.cat([last - 1, last])
+        j = torch.cat([torch.zeros_like(last), torch.ones_like(last)])
+        h_pick, _ = fastlm.hidden(base, full.flatten()[pk.flat], pk, fastlm.queries(pk, pick, j))
+    assert pk.flat.numel() == attn.sum() < attn.numel()  # padding is left out
+    real = ref.flatten(0, 1)[pk.flat]
+    torch.testing.assert_close(fastlm.logits(base, h), real, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fastlm.logits(base, h_pick), real[pick], atol=1e-5, rtol=1e-5)
+
+
+def test_fast_sampling_draws_what_the_plain_loop_draws():
+    base, tok = tiny_model()
+    ids, mask = encode(tok, PROMPTS * 4)
+    args = (base, ids, mask, 24, 1.0, tok.eos_token_id, tok.pad_token_id)
+    fast = generate(*args, torch.Generator().manual_seed(3))
+    with fastlm.disabled():
+        plain = generate(*args, torch.Generator().manual_seed(3))
+    assert torch.equal(fast, plain)
+
+
+def test_same_seed_same_metrics():
+    fast = run()
+    assert fast == run()  # the fast path itself is deterministic
+    with fastlm.disabled():
+        plain = run()
+    for f, p in zip(fast, plain, strict=True):
+        assert f.keys() == p.keys()
+        for k in f:
+            assert f[k] == pytest.approx(p[k], rel=1e-4, abs=1e-5), k
