@@ -100,8 +100,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = distributed.setup(pick_device(cfg.device))  # under a launcher: this rank's GPU
-    if device.type == "cpu":
-        torch.set_num_threads(cfg.threads or cpu_threads(cfg.policy.n_embd, cfg.policy.path))
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if not distributed.is_main():  # only rank 0 writes outputs and the store
         output_dir = Path(tempfile.mkdtemp(prefix=f"oversight-rank{distributed.rank()}-"))
 
@@ -116,6 +116,10 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     protocol: Protocol = _build(cfg.protocol, "protocol")
     store = Store(cfg.store.url if distributed.is_main() else "sqlite://")
     base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device)  # type: ignore[arg-type]
+    if device.type == "cpu" and not cfg.threads:
+        # Auto: the base model's SFT (batched, once) gains from every core; PPO on a small
+        # policy runs faster on one thread (see cpu_threads).
+        torch.set_num_threads(cpu_threads(cfg.policy.n_embd, cfg.policy.path))
 
     run_id = store.start_run(
         str(output_dir.name), protocol.name, judge.name, cfg.seed, resolved, str(output_dir)
