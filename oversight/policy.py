@@ -250,25 +250,28 @@ def base_model(
         # We hold the lock, so any temporary folder for this key is a killed builder's leftover.
         for stale in root.glob(f"{key}.tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
-        if policy.path is not None:
-            model, tok = load_pretrained(policy.path)
-        else:
-            tok = char_tokenizer()
-            torch.manual_seed(policy.base_seed)
-            model = build_model(policy, tok)
-        model.to(device)
-        pairs = task.corpus(policy.sft_examples, seed=policy.base_seed)
-        losses = sft(
-            model,
-            tok,
-            pairs,
-            policy.sft_steps,
-            policy.sft_batch_size,
-            policy.sft_lr,
-            policy.base_seed,
-            device,
-            desc="base model SFT",
-        )
+        # Its own RNG stream: a run must not draw differently after building the base model than
+        # after loading it from the cache.
+        with torch.random.fork_rng(devices=[]):
+            if policy.path is not None:
+                model, tok = load_pretrained(policy.path)
+            else:
+                tok = char_tokenizer()
+                torch.manual_seed(policy.base_seed)
+                model = build_model(policy, tok)
+            model.to(device)
+            pairs = task.corpus(policy.sft_examples, seed=policy.base_seed)
+            losses = sft(
+                model,
+                tok,
+                pairs,
+                policy.sft_steps,
+                policy.sft_batch_size,
+                policy.sft_lr,
+                policy.base_seed,
+                device,
+                desc="base model SFT",
+            )
         tmp = root / f"{key}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
