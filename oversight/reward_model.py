@@ -24,7 +24,7 @@ class RewardModelConfig:
     batch_size: int = 32
     lr: float = 3e-4
     soft_labels: bool = True
-    """train on the judge's soft verdict (probability) rather than its hard choice"""
+    """protocols train on the judge's soft verdict (probability) rather than its hard choice"""
 
 
 def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Tensor:
@@ -68,9 +68,7 @@ def train_reward_model(
     device = next(rm.parameters()).device
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(rm.parameters(), lr=cfg.lr)
-    target = torch.tensor(p_a, dtype=torch.float32)
-    if not cfg.soft_labels:
-        target = (target > 0.5).float()
+    target = torch.tensor(p_a, dtype=torch.float32)  # soft or hard: the caller's choice
     rm.train()
     losses, correct, decided = [], 0, 0
     for epoch in range(cfg.epochs):
