@@ -1,7 +1,14 @@
-"""Bradley-Terry reward model: a small transformer with a scalar head on the last token.
+"""Bradley-Terry reward model: a small transformer with a scalar readout.
 
-Initialised from the base model's trunk, as in Ouyang et al. 2022: a reward model trained from
-scratch on a few thousand comparisons would not know the task's arithmetic at all.
+Initialised from the base model (trunk and LM head), as in Ouyang et al. 2022: a reward model
+trained from scratch on a few thousand comparisons would not know the task's arithmetic at all.
+
+Two readouts:
+- "last" (default): one score from the last token's hidden state (Ouyang et al. 2022).
+- "tokens": a score per response token, summed. Each token's score sees its hidden state and the
+  token's log-likelihood under the LM head. A wrong step is a *local* event (one unlikely digit):
+  on oracle labels the demo-sized last-token readout stays at chance on arithmetic errors (it
+  learns only the agreement cue), while the token readout finds most of them (README, "Results").
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oversight.policy import encode, position_ids
 
+READOUTS = ("tokens", "last")
+
 
 @dataclass
 class RewardModelConfig:
@@ -25,6 +34,14 @@ class RewardModelConfig:
     lr: float = 3e-4
     soft_labels: bool = True
     """protocols train on the judge's soft verdict (probability) rather than its hard choice"""
+    readout: str = "last"
+    """"last": last token's state; "tokens": per-token scores with log-likelihood, summed"""
+
+    def __post_init__(self) -> None:
+        if self.readout not in READOUTS:
+            raise ValueError(
+                f"reward_model.readout must be one of {READOUTS}, got {self.readout!r}"
+            )
 
 
 def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Tensor:
@@ -32,40 +49,77 @@ def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Te
     return F.binary_cross_entropy_with_logits(r_a - r_b, p_a)
 
 
+def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """log p(ids[:, t] | ids[:, :t]) for t >= 1, from logits at positions 0..T-2."""
+    return torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+
+
 class RewardModel(nn.Module):
-    def __init__(self, base: PreTrainedModel, tok: PreTrainedTokenizerBase) -> None:
+    def __init__(
+        self, base: PreTrainedModel, tok: PreTrainedTokenizerBase, readout: str = "last"
+    ) -> None:
         super().__init__()
+        self.readout = readout
         self.trunk = copy.deepcopy(base.base_model)
         self.head = nn.Linear(base.config.get_text_config().hidden_size, 1)
         nn.init.normal_(self.head.weight, std=1e-3)
         nn.init.zeros_(self.head.bias)
+        if readout == "tokens":
+            self.lm_head = copy.deepcopy(base.get_output_embeddings())
+            self.likelihood_weight = nn.Parameter(torch.tensor(0.1))
         self.tok = tok
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, mask: torch.Tensor, response: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores for left-padded rows; `response` marks the tokens being judged."""
         h = self.trunk(
             input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)
         ).last_hidden_state
-        return self.head(h[:, -1]).squeeze(-1)  # left padding: the last column is the last token
+        if self.readout == "last":
+            return self.head(h[:, -1]).squeeze(-1)  # left padding: last column = last token
+        per_token = self.head(h[:, 1:]).squeeze(-1).float()
+        per_token = per_token + self.likelihood_weight * token_logprobs(self.lm_head(h), ids)
+        return (per_token * response[:, 1:]).sum(-1)
 
-    def score(self, texts: list[str], batch_size: int = 256) -> torch.Tensor:
-        """Scalar rewards for full texts (prompt + response + EOS), without gradients."""
+    def batch(
+        self, prompts: list[str], responses: list[str]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ids, mask and response mask of prompt + response + EOS, left-padded."""
         device = next(self.parameters()).device
+        ends = [r + self.tok.eos_token for r in responses]
+        ids, mask = encode(self.tok, [p + e for p, e in zip(prompts, ends, strict=True)], device)
+        n = self.tok(ends, add_special_tokens=False)["input_ids"]
+        n = torch.tensor([len(x) for x in n], device=device)
+        cols = torch.arange(ids.shape[1], device=device)
+        return ids, mask, (cols[None] >= ids.shape[1] - n[:, None]).float()
+
+    def score(
+        self, prompts: list[str], responses: list[str], batch_size: int = 256
+    ) -> torch.Tensor:
+        """Scalar rewards for responses to prompts, without gradients."""
         out = []
         self.eval()
         with torch.no_grad():
-            for i in range(0, len(texts), batch_size):
-                ids, mask = encode(self.tok, texts[i : i + batch_size], device)
-                out.append(self(ids, mask).float())
+            for i in range(0, len(prompts), batch_size):
+                j = slice(i, i + batch_size)
+                out.append(self(*self.batch(prompts[j], responses[j])).float())
         return torch.cat(out) if out else torch.zeros(0)
 
 
 def train_reward_model(
-    rm: RewardModel, a: list[str], b: list[str], p_a: list[float], cfg: RewardModelConfig, seed: int
+    rm: RewardModel,
+    prompts: list[str],
+    a: list[str],
+    b: list[str],
+    p_a: list[float],
+    cfg: RewardModelConfig,
+    seed: int,
 ) -> dict[str, float]:
-    """Fit on comparisons (text a, text b, P(a preferred)); returns final loss and accuracy."""
+    """Fit on comparisons (prompt, response a, response b, P(a preferred)); returns final loss
+    and training accuracy on decided pairs."""
     if not a:
         raise ValueError("no comparisons to train the reward model on")
-    device = next(rm.parameters()).device
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(rm.parameters(), lr=cfg.lr)
     target = torch.tensor(p_a, dtype=torch.float32)  # soft or hard: the caller's choice
@@ -77,10 +131,10 @@ def train_reward_model(
             range(0, len(a), cfg.batch_size), desc=f"reward model epoch {epoch + 1}", leave=False
         ):
             idx = perm[i : i + cfg.batch_size]
-            ids, mask = encode(rm.tok, [a[j] for j in idx] + [b[j] for j in idx], device)
-            r = rm(ids, mask).float()
+            p = [prompts[j] for j in idx]
+            r = rm(*rm.batch(p + p, [a[j] for j in idx] + [b[j] for j in idx])).float()
             r_a, r_b = r[: len(idx)], r[len(idx) :]
-            t = target[idx].to(device)
+            t = target[idx].to(r.device)
             loss = bt_loss(r_a, r_b, t)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -98,7 +152,9 @@ def train_reward_model(
     }
 
 
-def pairwise_accuracy(rm: RewardModel, a: list[str], b: list[str], a_better: list[bool]) -> float:
-    """How often the reward model ranks the better text first."""
-    r_a, r_b = rm.score(a), rm.score(b)
+def pairwise_accuracy(
+    rm: RewardModel, prompts: list[str], a: list[str], b: list[str], a_better: list[bool]
+) -> float:
+    """How often the reward model ranks the better response first."""
+    r_a, r_b = rm.score(prompts, a).cpu(), rm.score(prompts, b).cpu()
     return float(((r_a > r_b) == torch.tensor(a_better)).float().mean())

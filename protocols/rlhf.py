@@ -35,12 +35,6 @@ class RLHF(Protocol):
         self.rm_cfg = RewardModelConfig(**(reward_model or {}))
         self.stats: dict[str, float] = {}
 
-    def _texts(self, problems: list[PublicProblem], responses: list[str]) -> list[str]:
-        return [
-            p.prompt + r + self.ctx.tokenizer.eos_token
-            for p, r in zip(problems, responses, strict=True)
-        ]
-
     def _collect(self, n: int, phase: str) -> list[JudgmentRecord]:
         problems = self.ctx.sample_problems(n)
         prompts = [p.prompt for p in problems]
@@ -56,23 +50,22 @@ class RLHF(Protocol):
             r.outcome.prob_a if self.rm_cfg.soft_labels else float(r.outcome.prefers_a)
             for r in decided
         ]  # type: ignore[union-attr]
-        a = self._texts([x.problem for x in c], [x.a for x in c])
-        b = self._texts([x.problem for x in c], [x.b for x in c])
-        self.stats = train_reward_model(self.rm, a, b, p_a, self.rm_cfg, self.ctx.seed)
-        # Normalise to the base policy's answers, so the score's scale is comparable to the
-        # KL penalty whatever the judge (Ziegler et al. 2019 normalise the same way).
-        scores = self.rm.score(a + b)
+        prompts, a, b = [x.problem.prompt for x in c], [x.a for x in c], [x.b for x in c]
+        self.stats = train_reward_model(self.rm, prompts, a, b, p_a, self.rm_cfg, self.ctx.seed)
+        # Normalise to the labelled answers, so the score's scale is comparable to the KL
+        # penalty whatever the judge (Ziegler et al. 2019 normalise the same way).
+        scores = self.rm.score(prompts + prompts, a + b)
         self.shift, self.scale = scores.mean().item(), scores.std().item() + 1e-6
 
     def setup(self, ctx: ProtocolContext) -> list[JudgmentRecord]:
         super().setup(ctx)
-        self.rm = RewardModel(ctx.base_model, ctx.tokenizer).to(ctx.device)
+        self.rm = RewardModel(ctx.base_model, ctx.tokenizer, self.rm_cfg.readout).to(ctx.device)
         self.records = self._collect(self.n_comparisons, "labels")
         self._fit(self.records)
         return self.records
 
     def proxy_reward(self, problems: list[PublicProblem], responses: list[str]) -> torch.Tensor:
-        return (self.rm.score(self._texts(problems, responses)) - self.shift) / self.scale
+        return (self.rm.score([p.prompt for p in problems], responses) - self.shift) / self.scale
 
     def signal(self, problems: list[PublicProblem], responses: list[str], step: int) -> Signal:
         new: list[JudgmentRecord] = []
