@@ -37,7 +37,7 @@ def test_presets_compose_full_and_tiny(preset: str) -> None:
         params = cfg.hydra.sweeper.params
         assert "seed" in params and len(params) >= 2  # the preset's axis x seeds
         assert cfg.threads == 1  # parallel jobs must not oversubscribe the cores
-        assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")  # -m default
+        assert cfg.hydra.launcher._target_.endswith("ForkLauncher")  # -m default
         assert "${hydra:sweep.dir}" in OmegaConf.to_container(cfg.store)["url"]  # one store
         assert cfg.hydra.sweep.dir.startswith(f"multirun/{preset}/")
     assert full.hydra.sweeper.params.seed == "range(5)"
@@ -112,7 +112,7 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert res.returncode != 0 and "no comparisons" in res.stderr  # Hydra re-raises the failure
-    assert "Joblib.Parallel(n_jobs=2" in res.stderr + res.stdout
+    assert "Forking 4 jobs, 2 at a time" in res.stderr + res.stdout
     done = sorted(sweep.glob("*/summary.json"))
     assert len(done) == 2
     summaries = [json.loads(p.read_text()) for p in done]
