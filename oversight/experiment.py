@@ -12,6 +12,7 @@ import json
 import random
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
+from transformers import PreTrainedModel
 
 from oversight import distributed
 from oversight.config import EvalConfig
@@ -28,7 +30,7 @@ from oversight.judges import Judge
 from oversight.policy import PolicyConfig, base_model, decode, encode, generate
 from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
 from oversight.store import Store
-from oversight.tasks import build_task
+from oversight.tasks import Task, build_task
 from protocols import Protocol, ProtocolContext
 
 
@@ -126,22 +128,13 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     )  # type: ignore[arg-type]
     try:
         summary = _train(
-            cfg,
-            task,
-            base,
-            tok,
-            base_meta,
-            judge,
-            protocol,
-            store,
-            run_id,
+            _Run(cfg, resolved, task, base, tok, base_meta, judge, protocol, store, run_id),
             policy_cfg,
             ppo_cfg,
             eval_cfg,
             device,
             output_dir,
             t_start,
-            resolved,
         )
     except BaseException:
         store.finish_run(run_id, "failed")
@@ -150,24 +143,33 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return summary
 
 
+@dataclass
+class _Run:
+    """The parts `run` built from the config, for `_train`."""
+
+    cfg: DictConfig
+    resolved: Any
+    task: Task
+    base: PreTrainedModel
+    tok: Any
+    base_meta: dict[str, Any]
+    judge: Judge
+    protocol: Protocol
+    store: Store
+    run_id: int
+
+
 def _train(
-    cfg,
-    task,
-    base,
-    tok,
-    base_meta,
-    judge,
-    protocol,
-    store,
-    run_id,
-    policy_cfg,
-    ppo_cfg,
-    eval_cfg,
-    device,
-    output_dir,
-    t_start,
-    resolved,
-) -> dict[str, Any]:  # noqa: ANN001
+    r: _Run,
+    policy_cfg: PolicyConfig,
+    ppo_cfg: PPOConfig,
+    eval_cfg: EvalConfig,
+    device: torch.device,
+    output_dir: Path,
+    t_start: float,
+) -> dict[str, Any]:
+    cfg, task, base, tok = r.cfg, r.task, r.base, r.tok
+    judge, protocol, store, run_id = r.judge, r.protocol, r.store, r.run_id
     policy = PolicyWithValue(copy.deepcopy(base)).to(device)
     trainer = PPOTrainer(
         policy,
@@ -251,7 +253,7 @@ def _train(
         "protocol": protocol.name,
         "judge": judge.name,
         "seed": cfg.seed,
-        "config": resolved,
+        "config": r.resolved,
         "base": base_eval,
         "final": final_eval,
         "label_accuracy": harness.label_accuracy(records),
@@ -259,7 +261,7 @@ def _train(
         "kl": last_kl,
         "wall_seconds": time.perf_counter() - t_start,
         "tokens_per_second": tokens / max(rollout_seconds, 1e-9),
-        "base_model": base_meta,
+        "base_model": r.base_meta,
         "device": str(device),
         "run_id": run_id,
         "store_url": store.engine.url.render_as_string(hide_password=True),
