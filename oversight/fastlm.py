@@ -165,10 +165,8 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 def _mlp(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
     mlp = layer.mlp
-    return F.linear(
-        F.silu(F.linear(h, mlp.gate_proj.weight)) * F.linear(h, mlp.up_proj.weight),
-        mlp.down_proj.weight,
-    )
+    g, u = F.linear(h, torch.cat((mlp.gate_proj.weight, mlp.up_proj.weight))).chunk(2, -1)
+    return F.linear(F.silu(g) * u, mlp.down_proj.weight)
 
 
 def _dims(model: nn.Module) -> tuple[int, int, int, float]:
