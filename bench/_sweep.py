@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-from oversight.store import Store
-
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["+experiment=judge_competence", "experiment/size=tiny"]
 
@@ -29,10 +27,6 @@ def sweep(sweep_dir: Path, cache: Path, *overrides: str) -> tuple[float, float, 
         f"policy.cache_dir={cache}",
         *overrides,
     ]
-    sweep_dir.mkdir(parents=True)
-    # Create the shared store's tables up front: jobs opening a fresh store at the same moment
-    # race on CREATE TABLE (see tests/test_sweep.py::test_first_open_of_a_shared_store...).
-    Store(f"sqlite:///{sweep_dir / 'store.db'}").engine.dispose()
     env = {**os.environ, "TQDM_DISABLE": "1"}
     t0, cpu0 = time.perf_counter(), _children_cpu()
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -96,15 +97,20 @@ def make_engine(url: str) -> Engine:
 
 def _create_tables(engine: Engine) -> None:
     # Sweep jobs open one fresh store at the same moment: both may see a table missing and both
-    # CREATE it. The loser's error only means the table exists now, so look again.
-    for attempt in range(5):
+    # CREATE it; the loser's error only means the table exists now, so look again. On SQLite,
+    # switching a fresh file to WAL, or upgrading the look's read to the CREATE's write after
+    # another job wrote, fails at once with "database is locked" (no busy wait): try again too.
+    for attempt in range(10):
         try:
             SQLModel.metadata.create_all(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as e:
-            if attempt == 4 or not ("already exists" in str(e) or isinstance(e, IntegrityError)):
+            again = isinstance(e, IntegrityError) or any(
+                m in str(e) for m in ("already exists", "database is locked")
+            )
+            if attempt == 9 or not again:
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
 
 
 def _finite(v: Any) -> float | None:

@@ -97,9 +97,6 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
     reward model on), as real sweeps sometimes do. The analysis lists them and compares the
     rest; the jobs that ran together built the base model once."""
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
-    sweep.mkdir()
-    # Tables first: jobs that open a fresh store at once race (test_first_open_... below).
-    Store(f"sqlite:///{sweep / 'store.db'}").engine.dispose()
     res = train(
         "+experiment=judge_competence",
         "experiment/size=tiny",
@@ -150,6 +147,24 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
     assert report.count("| failed |") == 2
     for png in ("curves", "competence", "judge_cost"):
         assert (out / f"judge_competence_tiny_{png}.png").stat().st_size > 10_000
+
+
+def test_a_job_that_exits_is_a_failed_job_not_a_hung_sweep(tmp_path: Path) -> None:
+    """A bad store URL makes each job print one error line and sys.exit(2) before any work; the
+    fork launcher reports both jobs failed and the sweep ends (a process pool would wait forever
+    for the results of workers that exited)."""
+    res = train(
+        "+experiment=judge_competence",
+        "experiment/size=tiny",
+        "competence=1,3",
+        "seed=0",
+        f"store.url=sqlite:///{tmp_path / 'missing' / 'store.db'}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        cwd=tmp_path,
+    )
+    assert res.returncode != 0
+    assert res.stderr.count("error: cannot open store") == 2  # each job's one line
+    assert "job #0 exited with status 2" in res.stderr  # Hydra re-raises the first failure
 
 
 OPEN_STORE = """
