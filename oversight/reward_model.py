@@ -8,7 +8,8 @@ Two readouts:
 - "tokens": a score per response token, summed. Each token's score sees its hidden state and the
   token's log-likelihood under the LM head. A wrong step is a *local* event (one unlikely digit):
   on oracle labels the demo-sized last-token readout stays at chance on arithmetic errors (it
-  learns only the agreement cue), while the token readout finds most of them (README, "Results").
+  learns only the agreement cue), while the token readout finds most of them (README, "What the
+  demo shows"; bench/reward_model_probe.py).
 """
 
 from __future__ import annotations
