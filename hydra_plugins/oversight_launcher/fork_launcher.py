@@ -107,13 +107,13 @@ class ForkLauncher(Launcher):
                 for inbox in wait(list(running)):
                     idx, overrides, proc = running.pop(inbox)  # type: ignore[index]
                     try:
-                        results[idx] = inbox.recv()
-                    except EOFError:
-                        proc.join()
-                        why = f"job #{idx} died with exit code {proc.exitcode}"
-                        results[idx] = _failed(overrides, why)
+                        ret = inbox.recv()
+                    except EOFError:  # no result: the child died
+                        ret = None
                     proc.join()
                     inbox.close()
+                    why = f"job #{idx} died with exit code {proc.exitcode}"
+                    results[idx] = ret or _failed(overrides, why)
         finally:
             _SHARED = None
             for _, _, proc in running.values():  # interrupted: take the running jobs down too
