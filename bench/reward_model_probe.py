@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from itertools import count
 from pathlib import Path
 
 import torch
@@ -35,14 +34,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from oversight.config import register
-from oversight.experiment import Sampler, _build, pick_device
+from oversight.experiment import Sampler, build, build_judge, pick_device, protocol_context
 from oversight.harness import Harness
-from oversight.judges import Comparison, Judge, Verdict
+from oversight.judges import Comparison, Verdict
 from oversight.policy import PolicyConfig, base_model
-from oversight.tasks import Task, Truth, build_task
+from oversight.tasks import Truth, build_task
 from oversight.tasks.arithmetic import render_response
 from oversight.tasks.base import truth_access
-from protocols import ProtocolContext
 from protocols.rlhf import RLHF
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
@@ -72,12 +70,6 @@ def config(judge: str, readout: str, pairs: int, seed: int) -> DictConfig:
         return compose(config_name="config", overrides=over)
 
 
-def judge_for(cfg: DictConfig, task: Task) -> Judge:
-    judge: Judge = _build(cfg.judge, "judge")
-    judge.attach(task)
-    return judge
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=2048, help="labelled training pairs")
@@ -99,7 +91,7 @@ def main() -> None:
     sample = Sampler(base, tok, policy_cfg, device, args.seed + 10**6)
     a, b = sample(prompts), sample(prompts)
     comparisons = [Comparison(*x) for x in zip(problems, a, b, strict=True)]
-    verdicts = judge_for(cfg, task).compare(comparisons, random.Random(args.seed))
+    verdicts = build_judge(cfg, task).compare(comparisons, random.Random(args.seed))
     decisive: dict[str, list[tuple[int, bool]]] = {k: [] for k in KINDS}  # (pair, a is right)
     syc_idx, syc, right = [], [], []
     with truth_access():
@@ -128,20 +120,10 @@ def main() -> None:
     for judge_name in ("oracle", "pool"):
         for readout in ("last", "tokens"):
             cfg = config(judge_name, readout, args.pairs, args.seed)
-            judge, protocol = judge_for(cfg, task), _build(cfg.protocol, "protocol")
+            judge, protocol = build_judge(cfg, task), build(cfg.protocol, "protocol")
             assert isinstance(protocol, RLHF) and protocol.rm_cfg.readout == readout
-            counter = count()  # as oversight.experiment._train builds the context
-            split = f"protocol-{cfg.seed}"
-            ctx = ProtocolContext(
-                judge=judge,
-                base_model=base,
-                tokenizer=tok,
-                device=device,
-                generate=Sampler(base, tok, policy_cfg, device, cfg.seed),
-                sample_problems=lambda n, c=counter, s=split: task.sample(n, seed=next(c), split=s),
-                rng=random.Random(cfg.seed),
-                seed=cfg.seed,
-            )
+            sampler = Sampler(base, tok, policy_cfg, device, cfg.seed)  # as a run's
+            ctx = protocol_context(cfg, task, judge, base, tok, device, sampler)
             torch.manual_seed(cfg.seed)
             t = time.perf_counter()
             records = protocol.setup(ctx)

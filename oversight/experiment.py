@@ -40,7 +40,8 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _build(node: Any, kind: str) -> Any:
+def build(node: Any, kind: str) -> Any:
+    """Instantiate a config node (a judge, a protocol), or a one-line ConfigError."""
     try:
         return instantiate(node, _convert_="all")
     except Exception as e:  # Hydra wraps the real cause several layers deep
@@ -48,6 +49,35 @@ def _build(node: Any, kind: str) -> Any:
         while cause.__cause__ is not None:
             cause = cause.__cause__
         raise ConfigError(f"cannot build {kind}: {cause}") from None
+
+
+def build_judge(cfg: DictConfig, task: Task) -> Judge:
+    judge: Judge = build(cfg.judge, "judge")
+    judge.attach(task)
+    return judge
+
+
+def protocol_context(
+    cfg: DictConfig,
+    task: Task,
+    judge: Judge,
+    base: PreTrainedModel,
+    tok: Any,
+    device: torch.device,
+    generate: Any,
+) -> ProtocolContext:
+    """What a protocol gets: its problems come from their own split, drawn in order."""
+    counter = iter(range(10**9))
+    return ProtocolContext(
+        judge=judge,
+        base_model=base,
+        tokenizer=tok,
+        device=device,
+        generate=generate,
+        sample_problems=lambda n: task.sample(n, seed=next(counter), split=f"protocol-{cfg.seed}"),
+        rng=random.Random(cfg.seed),
+        seed=cfg.seed,
+    )
 
 
 def flat(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +143,8 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     policy_cfg = PolicyConfig(**cfg.policy)
     ppo_cfg = PPOConfig(**cfg.ppo)
     eval_cfg = EvalConfig(**cfg.eval)
-    judge: Judge = _build(cfg.judge, "judge")
-    judge.attach(task)
-    protocol: Protocol = _build(cfg.protocol, "protocol")
+    judge = build_judge(cfg, task)
+    protocol: Protocol = build(cfg.protocol, "protocol")
     store = Store(cfg.store.url if distributed.is_main() else "sqlite://")
     base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device)  # type: ignore[arg-type]
     if device.type == "cpu" and not cfg.threads:
@@ -184,17 +213,7 @@ def _train(
     sample = Sampler(policy.lm, tok, policy_cfg, device, cfg.seed)
     harness = Harness(task, cfg.competence, eval_cfg.n_problems, eval_cfg.seed)
     eval_sampler = lambda: Sampler(policy.lm, tok, policy_cfg, device, eval_cfg.seed)  # noqa: E731  same draws at every evaluation
-    counter = iter(range(10**9))
-    ctx = ProtocolContext(
-        judge=judge,
-        base_model=base,
-        tokenizer=tok,
-        device=device,
-        generate=sample,
-        sample_problems=lambda n: task.sample(n, seed=next(counter), split=f"protocol-{cfg.seed}"),
-        rng=random.Random(cfg.seed),
-        seed=cfg.seed,
-    )
+    ctx = protocol_context(cfg, task, judge, base, tok, device, sample)
 
     records = protocol.setup(ctx)  # the same on every rank: same seeds, same draws
     rank = distributed.rank()
