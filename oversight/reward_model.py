@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oversight.policy import encode, position_ids
+from oversight.ppo import logprobs_from_logits
 
 READOUTS = ("tokens", "last")
 
@@ -48,11 +49,6 @@ class RewardModelConfig:
 def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Tensor:
     """Bradley-Terry loss: cross-entropy of P(a > b) = sigmoid(r_a - r_b) against label p_a."""
     return F.binary_cross_entropy_with_logits(r_a - r_b, p_a)
-
-
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """log p(ids[:, t] | ids[:, :t]) for t >= 1, from logits at positions 0..T-2."""
-    return torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
 
 
 class RewardModel(nn.Module):
@@ -80,7 +76,9 @@ class RewardModel(nn.Module):
         if self.readout == "last":
             return self.head(h[:, -1]).squeeze(-1)  # left padding: last column = last token
         per_token = self.head(h[:, 1:]).squeeze(-1).float()
-        per_token = per_token + self.likelihood_weight * token_logprobs(self.lm_head(h), ids)
+        per_token = per_token + self.likelihood_weight * logprobs_from_logits(
+            self.lm_head(h)[:, :-1], ids[:, 1:]
+        )
         return (per_token * response[:, 1:]).sum(-1)
 
     def batch(
