@@ -150,17 +150,22 @@ def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor
 
 
 def _rope(model: nn.Module, pos: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """Per-token (cos, sin) [N, hd] for `_rotate`; sin is negated on its first half."""
     rot = model.model.rotary_emb
     freqs = pos[:, None].float() * rot.inv_freq.float()[None]
-    emb = torch.cat((freqs, freqs), dim=-1)
     scale = rot.attention_scaling
-    return (emb.cos() * scale).to(dtype), (emb.sin() * scale).to(dtype)
+    cos, sin = freqs.cos() * scale, freqs.sin() * scale
+    return torch.cat((cos, cos), dim=-1).to(dtype), torch.cat((-sin, sin), dim=-1).to(dtype)
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """RoPE on [N, heads, hd] with per-token cos/sin [N, hd] (rotate_half convention)."""
+    """RoPE on [N, heads, hd] with per-token cos and half-negated sin [N, hd] from `_rope`.
+
+    rotate_half(x) * sin = cat(-x2, x1) * sin = cat(x2, x1) * cat(-sin, sin), bit for bit (a
+    negation is exact): one kernel fewer per call, forward and backward.
+    """
     x1, x2 = x.chunk(2, dim=-1)  # a split, not slices: its backward is a cat, not zero-fills
-    return x * cos[:, None] + torch.cat((-x2, x1), dim=-1) * sin[:, None]
+    return x * cos[:, None] + torch.cat((x2, x1), dim=-1) * sin[:, None]
 
 
 def _mlp(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
@@ -316,6 +321,15 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     return (probs / q).argmax(-1)
 
 
+@dataclass
+class Sampled:
+    tokens: torch.Tensor
+    """[B, T] sampled ids, PAD after each row's EOS"""
+    hidden: torch.Tensor
+    """[B, T, d] the final hidden state that predicted each token (0 once a row has left the
+    cache): PPO's old log-probabilities and values, without a second pass over the batch"""
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
@@ -326,7 +340,7 @@ def generate(
     eos_id: int,
     pad_id: int,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+) -> Sampled:
     """`oversight.policy.generate` on the packed forward: the same draws, the same [B, T].
 
     The cache keeps prompts right-aligned (as the left-padded batch), so every decoding step
@@ -359,13 +373,16 @@ def generate(
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     lg = logits(model, h)
     full = torch.zeros(B, lg.shape[-1], device=dev)
-    tokens = []
+    full_h = h.new_zeros(B, h.shape[-1])
+    tokens, states = [], []
     for t in range(max_new_tokens):
         probs = torch.softmax(lg.float() / temperature, dim=-1)
         if probs.shape[0] != B:  # rows dropped from the cache draw nothing that is kept
             probs = full.index_copy(0, rows, probs)
+            h = full_h.index_copy(0, rows, h)
         tok = torch.where(done, pad_id, sample(probs, generator))
         tokens.append(tok)
+        states.append(h)
         done = done | (tok == eos_id)
         if t + 1 == max_new_tokens:
             break
@@ -384,13 +401,14 @@ def generate(
         )
         lg = logits(model, h)
         pos = pos + 1
-    out = torch.stack(tokens, dim=1)
+    out, hs = torch.stack(tokens, dim=1), torch.stack(states, dim=1)
     if not on_cpu:
         # A GPU may run a few steps past the last EOS; cut where the CPU loop would have stopped.
         n = out.shape[1]
         first_eos = torch.where(out == eos_id, torch.arange(n, device=dev), n - 1).amin(-1)
         out = out[:, : int(first_eos.max()) + 1]
-    return out
+        hs = hs[:, : out.shape[1]]
+    return Sampled(out, hs)
 
 
 def _decode_weights(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

@@ -107,7 +107,7 @@ def build_model(cfg: PolicyConfig, tok: PreTrainedTokenizerBase) -> PreTrainedMo
         num_attention_heads=cfg.n_head,
         num_key_value_heads=cfg.n_head,
         max_position_embeddings=cfg.n_positions,
-        attention_dropout=0.0,  # dropout off: PPO's ratio must be exactly 1 on the first minibatch
+        attention_dropout=0.0,  # dropout off: PPO's ratio must be 1 on the first minibatch
         tie_word_embeddings=True,
         bos_token_id=tok.eos_token_id,
         eos_token_id=tok.eos_token_id,
@@ -302,7 +302,7 @@ def generate(
     if fastlm.supports(model):
         return fastlm.generate(
             model, prompt_ids, prompt_mask, max_new_tokens, temperature, eos_id, pad_id, generator
-        )
+        ).tokens
     B = prompt_ids.shape[0]
     mask = prompt_mask
     pos = position_ids(mask)

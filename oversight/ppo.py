@@ -5,12 +5,13 @@ RLHF with PPO"): the protocol's score is paid at the final response token, plus 
 penalty to the frozen reference (base) model; EOS is distinct from PAD; prompts are left-padded;
 the same temperature at rollout and in the loss; the value head starts at zero; advantages are
 whitened over response tokens only; clipped policy and value losses; dropout off; a fixed or
-adaptive KL controller; and the ratio is exactly 1 on the first minibatch (tests check it).
+adaptive KL controller; and the ratio is 1 on the first minibatch (tests check it).
 
 The math is small pure functions at the top; `PPOTrainer` below only wires them together. Its
 passes run on the packed fast path of `oversight.fastlm` for Llama models (the same results to
-float rounding; `tests/test_ppo_determinism.py`), else through the model's own forward; on CUDA in
-bf16 autocast with no host sync per token or minibatch statistic; under a multi-process launcher,
+float rounding; `tests/test_ppo_determinism.py`), else through the model's own forward; there, in
+fp32, the sampler's own final hidden states give the old log-probabilities and values, so no pass
+recomputes them; on CUDA in bf16 autocast with no host sync per token or minibatch statistic; under a multi-process launcher,
 gradients are averaged over ranks (`oversight.distributed`). Speed: README, "Performance".
 """
 
@@ -235,6 +236,10 @@ class Rollout:
     responses: torch.Tensor
     mask: torch.Tensor
     """1 on response tokens up to and including EOS"""
+    logprobs: torch.Tensor | None = None
+    """[B, T] log pi(response token) and values of the sampling policy, from the sampler's own
+    hidden states (0 after EOS); None: `step` computes them with a pass over the batch"""
+    values: torch.Tensor | None = None
 
     @property
     def ids(self) -> torch.Tensor:
@@ -288,13 +293,15 @@ class PPOTrainer:
         self.kl_ctl = KLController(
             cfg.kl_coef, cfg.target_kl if cfg.adaptive_kl else None, cfg.kl_horizon
         )
-        # foreach: one multi-tensor op per Adam update term instead of one per parameter (the
-        # same arithmetic, bit for bit; the fused kernel rounds differently)
+        # fused: one kernel per parameter for the whole update (CPU and CUDA), where foreach runs
+        # ~12 element-wise ops per parameter on a CPU; it rounds differently from both, so runs
+        # differ from a foreach run as a change of seed would
         self.opt = torch.optim.AdamW(
-            policy.parameters(), lr=cfg.lr, eps=1e-5, weight_decay=0.0, foreach=True
+            policy.parameters(), lr=cfg.lr, eps=1e-5, weight_decay=0.0, fused=True
         )
         # bf16 autocast on CUDA; the same context at rollout and in the loss keeps ratio == 1.
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+        self.bf16 = device.type == "cuda"
+        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16)
         for p in ref.parameters():
             p.requires_grad_(False)
         ref.eval()
@@ -307,18 +314,31 @@ class PPOTrainer:
         generator: torch.Generator | None = None,
     ) -> Rollout:
         self.policy.eval()
-        with self.autocast:
-            responses = generate(
-                self.policy.lm,
-                prompt_ids,
-                prompt_mask,
-                self.max_new_tokens,
-                self.temperature,
-                self.eos_id,
-                self.pad_id,
-                generator,
+        args = (
+            prompt_ids,
+            prompt_mask,
+            self.max_new_tokens,
+            self.temperature,
+            self.eos_id,
+            self.pad_id,
+            generator,
+        )
+        lm = self.policy.lm
+        # In fp32 the sampler's hidden states give PPO's old log-probabilities and values to
+        # float rounding (ratio 1 +- 1e-6 on the first minibatch): no second pass. Under bf16
+        # autocast the sampler's rounding differs more, so `step` recomputes them.
+        if not fastlm.supports(lm) or self.bf16:
+            with self.autocast:
+                responses = generate(lm, *args)
+            return Rollout(
+                prompt_ids, prompt_mask, responses, response_mask(responses, self.eos_id)
             )
-        return Rollout(prompt_ids, prompt_mask, responses, response_mask(responses, self.eos_id))
+        s = fastlm.generate(lm, *args)
+        mask = response_mask(s.tokens, self.eos_id)
+        lg = fastlm.logits(lm, s.hidden) / self.temperature
+        logprobs = logprobs_from_logits(lg, s.tokens) * mask
+        values = self.policy.value_head(s.hidden).squeeze(-1).float() * mask
+        return Rollout(prompt_ids, prompt_mask, s.tokens, mask, logprobs, values)
 
     def _tokens(self, ids: torch.Tensor, m: np.ndarray, P: int) -> _Tokens:
         """Packed real tokens of prompt+response rows, and where each response token is.
@@ -377,9 +397,12 @@ class PPOTrainer:
             if fast:
                 m = attn.detach().cpu().numpy().astype(bool)  # the step's one host copy
                 tk = self._tokens(ids, m, P)
-                old_logprobs, old_values, _ = self._fast_pass(
-                    self.policy.lm, tk, self.policy.value_head
-                )
+                if rollout.logprobs is None or rollout.values is None:
+                    old_logprobs, old_values, _ = self._fast_pass(
+                        self.policy.lm, tk, self.policy.value_head
+                    )
+                else:
+                    old_logprobs, old_values = rollout.logprobs, rollout.values
                 ref_logprobs = self._fast_pass(self.ref, tk)[0]
             else:
                 logits, values = self.policy(ids, attn)

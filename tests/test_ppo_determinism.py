@@ -94,6 +94,28 @@ def test_fast_sampling_draws_what_the_plain_loop_draws():
     assert torch.equal(fast, plain)
 
 
+def test_the_samplers_logprobs_and_values_match_a_full_pass():
+    base, tok = tiny_model()
+    policy = PolicyWithValue(copy.deepcopy(base))
+    torch.nn.init.normal_(policy.value_head.weight)  # nonzero values, to compare them
+    trainer = PPOTrainer(
+        policy, base, PPOConfig(), tok.eos_token_id, tok.pad_token_id, 0.7, 40, torch.device("cpu")
+    )
+    ids, mask = encode(tok, PROMPTS * 2)
+    ro = trainer.rollout(ids, mask, torch.Generator().manual_seed(0))
+    assert ro.logprobs is not None and ro.values is not None
+    lengths = ro.mask.sum(-1)
+    assert lengths.min() < lengths.max() / 2  # rows left the sampler's cache at different steps
+    m = ro.attention_mask.numpy().astype(bool)
+    with torch.no_grad():
+        lp, values, _ = trainer._fast_pass(
+            policy.lm, trainer._tokens(ro.ids, m, ids.shape[1]), policy.value_head
+        )
+    torch.testing.assert_close(ro.logprobs, lp, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ro.values, values, atol=1e-5, rtol=1e-5)
+    assert (ro.logprobs[ro.mask == 0] == 0).all() and (ro.logprobs[ro.mask == 1] < 0).all()
+
+
 def test_same_seed_same_metrics():
     fast = run()
     assert fast == run()  # the fast path itself is deterministic

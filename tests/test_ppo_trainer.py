@@ -30,7 +30,9 @@ def test_value_head_starts_at_zero_and_ratio_is_one_on_first_minibatch():
     ro = trainer.rollout(ids, mask, g)
     stats = trainer.step(ro, torch.randn(32), g)
     assert abs(stats["ratio_first_minibatch"] - 1.0) < 1e-6
-    assert stats["kl"] == 0.0  # policy == reference before the first update
+    # policy == reference before the first update: the sampler's log-probabilities against the
+    # reference pass differ by float rounding only
+    assert abs(stats["kl"]) < 1e-6
     for k in (
         "entropy",
         "clipfrac",
