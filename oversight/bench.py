@@ -8,15 +8,18 @@ freshly initialised from one seed) on the same 16 prompts, each sampled 4 times 
 step), with the same maximum new tokens and temperature, and score every response with the same
 rule (no judge). One *step* is the same work on both sides:
 
-- ours: sample 64 responses (KV cache); one policy+value pass and one reference pass over them;
-  then 4 epochs x 4 minibatches of 16 = 16 optimiser steps (`PPOConfig`'s defaults);
+- ours: sample 64 responses (KV cache), keeping the sampler's log-probabilities and values; one
+  reference pass over them; then 4 epochs x 4 minibatches of 16 = 16 optimiser steps
+  (`PPOConfig`'s defaults);
 - TRL `GRPOTrainer` (num_generations=4): sample 64 completions; one old-log-prob pass and one
   reference pass (beta > 0); then num_iterations=4 x 4 minibatches of 16 = 16 optimiser steps.
   Gradient checkpointing off (TRL's default turns it on, which recomputes every forward).
 
-Each repetition times `--steps` steps of each side after one warm-up step, the two sides one after
-the other in one process, so that both see the same machine load; the ratio reported is the
-median over repetitions. Both sides get the same torch thread count.
+The two sides alternate step by step in one process (ours runs from a TRL callback between two of
+its generation batches, off TRL's clock), so each pair of steps sees the same machine load: on a
+shared machine the speed drifts by tens of percent over seconds. After one warm-up step each, a
+repetition is `--steps` such pairs; the ratio reported is the median over repetitions. Both sides
+get the same torch thread count unless `--trl-threads` says otherwise.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ class Timing:
     cpu_seconds: float
     """CPU time of this process: what the work cost, whatever else the machine was running"""
 
+    def __add__(self, o: Timing) -> Timing:
+        return Timing(
+            self.samples + o.samples,
+            self.tokens + o.tokens,
+            self.seconds + o.seconds,
+            self.cpu_seconds + o.cpu_seconds,
+        )
+
     @property
     def samples_per_s(self) -> float:
         return self.samples / self.seconds
@@ -94,51 +105,56 @@ def setup(seed: int) -> tuple[Task, Any, Any, list[str], PolicyConfig]:
     return task, tok, base, prompts, pc
 
 
-def time_ours(
-    base: Any,
-    tok: Any,
-    prompts: list[str],
-    task: Task,
-    pc: PolicyConfig,
-    steps: int,
-    seed: int,
-    compile: bool = False,
-) -> Timing:
-    """`steps` PPO iterations of our core after one warm-up iteration."""
-    device = torch.device("cpu")
-    cfg = PPOConfig(
-        batch_size=len(prompts) * N_GENERATIONS,
-        minibatch_size=MINIBATCH,
-        epochs=EPOCHS,
-        lr=LR,
-        kl_coef=KL_COEF,
-        missing_eos_penalty=None,  # the rule is the only reward, as on TRL's side
-        compile=compile,
-    )
-    trainer = PPOTrainer(
-        PolicyWithValue(copy.deepcopy(base)),
-        copy.deepcopy(base),
-        cfg,
-        tok.eos_token_id,
-        tok.pad_token_id,
-        pc.temperature,
-        pc.max_new_tokens,
-        device,
-    )
-    reward = make_reward(task)
-    ids, mask = encode(tok, [p for p in prompts for _ in range(N_GENERATIONS)], device)
-    gen = torch.Generator().manual_seed(seed)
-    samples = tokens = 0
-    t0 = c0 = 0.0
-    for i in range(steps + 1):
-        if i == 1:  # after the warm-up step
-            t0, c0, samples, tokens = time.perf_counter(), time.process_time(), 0, 0
-        ro = trainer.rollout(ids, mask, gen)
-        scores = torch.tensor(reward(decode(tok, ro.responses, tok.eos_token_id)))
-        trainer.step(ro, scores, gen)
-        samples += ro.responses.shape[0]
-        tokens += int(ro.mask.sum())
-    return Timing(samples, tokens, time.perf_counter() - t0, time.process_time() - c0)
+class Ours:
+    """Our PPO core on the benchmark's work, one timed step (rollout, scoring, update) a call."""
+
+    def __init__(
+        self,
+        base: Any,
+        tok: Any,
+        prompts: list[str],
+        task: Task,
+        pc: PolicyConfig,
+        seed: int,
+        compile: bool = False,
+    ) -> None:
+        device = torch.device("cpu")
+        cfg = PPOConfig(
+            batch_size=len(prompts) * N_GENERATIONS,
+            minibatch_size=MINIBATCH,
+            epochs=EPOCHS,
+            lr=LR,
+            kl_coef=KL_COEF,
+            missing_eos_penalty=None,  # the rule is the only reward, as on TRL's side
+            compile=compile,
+        )
+        self.trainer = PPOTrainer(
+            PolicyWithValue(copy.deepcopy(base)),
+            copy.deepcopy(base),
+            cfg,
+            tok.eos_token_id,
+            tok.pad_token_id,
+            pc.temperature,
+            pc.max_new_tokens,
+            device,
+        )
+        self.tok, self.reward = tok, make_reward(task)
+        self.ids, self.mask = encode(
+            tok, [p for p in prompts for _ in range(N_GENERATIONS)], device
+        )
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def step(self) -> Timing:
+        t0, c0 = time.perf_counter(), time.process_time()
+        ro = self.trainer.rollout(self.ids, self.mask, self.gen)
+        texts = decode(self.tok, ro.responses, self.tok.eos_token_id)
+        self.trainer.step(ro, torch.tensor(self.reward(texts)), self.gen)
+        return Timing(
+            ro.responses.shape[0],
+            int(ro.mask.sum()),
+            time.perf_counter() - t0,
+            time.process_time() - c0,
+        )
 
 
 def time_trl(
@@ -150,8 +166,12 @@ def time_trl(
     steps: int,
     seed: int,
     out_dir: str,
-) -> Timing:
-    """`steps` generation batches of TRL's GRPOTrainer after one warm-up batch."""
+    between: Callable[[], None] = lambda: None,
+) -> list[Timing]:
+    """Each of `steps` generation batches of TRL's GRPOTrainer after one warm-up batch.
+
+    `between()` runs after every batch, the warm-up included, off TRL's clock.
+    """
     import warnings
 
     from datasets import Dataset
@@ -171,17 +191,21 @@ def time_trl(
         return reward(completions)
 
     per_batch = N_PROMPTS * N_GENERATIONS // MINIBATCH * EPOCHS  # optimiser steps per batch
-    marks: dict[int, tuple[float, float, int, int]] = {}
+    timings: list[Timing] = []
+    start: list[float] = []
+
+    def mark() -> list[float]:
+        return [time.perf_counter(), time.process_time(), count["samples"], count["tokens"]]
 
     class Clock(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            if state.global_step % per_batch == 0:
-                marks[state.global_step // per_batch] = (
-                    time.perf_counter(),
-                    time.process_time(),
-                    count["samples"],
-                    count["tokens"],
-                )
+            if state.global_step % per_batch:
+                return
+            if start:  # the warm-up batch has no start mark
+                (t0, c0, s0, k0), (t1, c1, s1, k1) = start, mark()
+                timings.append(Timing(int(s1 - s0), int(k1 - k0), t1 - t0, c1 - c0))
+            between()
+            start[:] = mark()
 
     args = GRPOConfig(
         output_dir=out_dir,  # nothing is saved there
@@ -216,8 +240,7 @@ def time_trl(
     )
     trainer.remove_callback(PrinterCallback)  # it prints the final log dict
     trainer.train()
-    (t0, c0, s0, k0), (t1, c1, s1, k1) = marks[1], marks[steps + 1]
-    return Timing(s1 - s0, k1 - k0, t1 - t0, c1 - c0)
+    return timings
 
 
 def _version(pkg: str) -> str:
@@ -297,26 +320,38 @@ def ppo(argv: list[str]) -> None:
         f" torch {torch.__version__}, transformers {_version('transformers')},"
         f" trl {_version('trl')}" + ("; ours with torch.compile" if a.compile else "")
     )
-    sides: dict[str, Callable[[], Timing]] = {
-        "ours": lambda: time_ours(base, tok, prompts, task, pc, a.steps, a.seed, a.compile)
-    }
-    if not a.no_trl:
-
-        def trl_side() -> Timing:
-            torch.set_num_threads(a.trl_threads or threads)
-            try:
-                out = str(Path(scratch.name) / "trl")
-                return time_trl(model_dir, tok, prompts, task, pc, a.steps, a.seed, out)
-            finally:
-                torch.set_num_threads(threads)
-
-        sides["trl"] = trl_side
     trl = not a.no_trl
+    ours, n = Ours(base, tok, prompts, task, pc, a.seed, a.compile), a.reps * a.steps
+    print(f"  running: {n + 1} steps per side, {'alternating' if trl else 'ours only'} ...")
+    timed: list[Timing] = []
+
+    def ours_step() -> None:
+        torch.set_num_threads(threads)
+        try:
+            timed.append(ours.step())
+        finally:
+            torch.set_num_threads(a.trl_threads or threads)
+
+    if trl:
+        torch.set_num_threads(a.trl_threads or threads)
+        out = str(Path(scratch.name) / "trl")
+        trl_steps = time_trl(model_dir, tok, prompts, task, pc, n, a.seed, out, ours_step)
+        torch.set_num_threads(threads)
+        # ours' first step ran after TRL's warm-up batch: it is ours' warm-up
+        pairs = {"ours": timed[1 : n + 1], "trl": trl_steps}
+    else:
+        for _ in range(n + 1):
+            ours_step()
+        pairs = {"ours": timed[1:]}
+    zero, k = Timing(0, 0, 0.0, 0.0), a.steps
+    results = {
+        name: [sum(ts[r * k : (r + 1) * k], zero) for r in range(a.reps)]
+        for name, ts in pairs.items()
+    }
     head = f"\n{'rep':>4} {'ours samples/s':>15} {'tokens/s':>9} {'/cpu-s':>7}"
     if trl:
         head += f" {'TRL samples/s':>14} {'tokens/s':>9} {'/cpu-s':>7} {'ratio':>6} {'cpu':>6}"
     print(head)
-    results: dict[str, list[Timing]] = {k: [] for k in sides}
 
     def cols(ts: list[Timing]) -> str:
         """samples/s, tokens/s and samples per CPU-second; the median when several runs."""
@@ -336,8 +371,6 @@ def ppo(argv: list[str]) -> None:
         return f" {wall:>5.2f}x {cpu:>5.2f}x"
 
     for rep in range(a.reps):
-        for name, fn in sides.items():
-            results[name].append(fn())
         last = slice(rep, rep + 1)
         line = f"{rep + 1:>4} " + cols(results["ours"][last])
         if trl:
