@@ -24,11 +24,13 @@ and most Llama checkpoints); any other model runs through its own `forward`, unc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
+import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 from torch import nn
 
@@ -304,6 +306,23 @@ def hidden(
         x = x + F.linear(o, a.o_proj.weight)
         x = x + _mlp(layer, _rms_norm(x, layer.post_attention_layernorm.weight, eps))
     return _rms_norm(x, model.model.norm.weight, eps), kvs
+
+
+def compiled_hidden() -> Callable[..., tuple[torch.Tensor, list]]:
+    """`hidden` under `torch.compile` with dynamic shapes, compiled once per grad mode.
+
+    Attention blocks change size from batch to batch. By default dynamo gives sizes that happen
+    to be equal one symbol ("duck sizing") and guards on that equality, so a later batch where
+    they differ recompiles: about a minute on a CPU, in the middle of a run. Duck sizing is off
+    while the compiled function runs (its config is read when dynamo traces).
+    """
+    compiled = torch.compile(hidden, dynamic=True)
+
+    def run(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, list]:
+        with fx_config.patch(use_duck_shape=False):
+            return compiled(*args, **kwargs)
+
+    return run
 
 
 def logits(model: nn.Module, h: torch.Tensor) -> torch.Tensor:

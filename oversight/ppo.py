@@ -289,7 +289,7 @@ class PPOTrainer:
         self.eos_id, self.pad_id = eos_id, pad_id
         self.temperature, self.max_new_tokens = temperature, max_new_tokens
         self.device = device
-        self.hidden = torch.compile(fastlm.hidden, dynamic=True) if cfg.compile else fastlm.hidden
+        self.hidden = fastlm.compiled_hidden() if cfg.compile else fastlm.hidden
         self.kl_ctl = KLController(
             cfg.kl_coef, cfg.target_kl if cfg.adaptive_kl else None, cfg.kl_horizon
         )

@@ -7,6 +7,7 @@ PPO iterations from one seed giving the same statistics within tolerance.
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -82,6 +83,24 @@ def test_packed_forward_matches_hugging_face(groups):
     real = ref.flatten(0, 1)[pk.flat]
     torch.testing.assert_close(fastlm.logits(base, h), real, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(fastlm.logits(base, h_pick), real[pick], atol=1e-5, rtol=1e-5)
+
+
+def test_the_compiled_forward_matches_and_does_not_recompile_for_new_block_sizes():
+    base, tok = tiny_model()
+    hidden = fastlm.compiled_hidden()
+    ids, mask = encode(tok, PROMPTS[:8])
+    pk = fastlm.pack(mask, 4)  # 4 blocks of 2 rows
+    x, last = ids.flatten()[pk.flat], mask.sum(-1).cumsum(0).numpy() - 1
+    with torch.no_grad():
+        # each row's last n tokens: query blocks of equal sizes, then of different ones (sizes
+        # 0 and 1 are always specialised: at least 2)
+        for i, n in enumerate([np.full(8, 2), np.array([2, 3, 4, 5, 2, 3, 4, 5])]):
+            rows = np.repeat(np.arange(8), n)
+            j = np.concatenate([np.arange(k) for k in n])
+            want = fastlm.queries(pk, last[rows] - n[rows] + 1 + j, j)
+            with torch._dynamo.config.patch(error_on_recompile=i > 0):
+                h = hidden(base, x, pk, want)[0]
+            torch.testing.assert_close(h, fastlm.hidden(base, x, pk, want)[0], atol=1e-5, rtol=1e-5)
 
 
 def test_fast_sampling_draws_what_the_plain_loop_draws():
