@@ -11,8 +11,9 @@ The math is small pure functions at the top; `PPOTrainer` below only wires them 
 passes run on the packed fast path of `oversight.fastlm` for Llama models (the same results to
 float rounding; `tests/test_ppo_determinism.py`), else through the model's own forward; there, in
 fp32, the sampler's own final hidden states give the old log-probabilities and values, so no pass
-recomputes them; on CUDA in bf16 autocast with no host sync per token or minibatch statistic; under a multi-process launcher,
-gradients are averaged over ranks (`oversight.distributed`). Speed: README, "Performance".
+recomputes them; on CUDA in bf16 autocast with no host sync per token or minibatch statistic;
+under a multi-process launcher, gradients are averaged over ranks (`oversight.distributed`).
+Speed: README, "Performance".
 """
 
 from __future__ import annotations
@@ -335,10 +336,8 @@ class PPOTrainer:
             )
         s = fastlm.generate(lm, *args)
         mask = response_mask(s.tokens, self.eos_id)
-        lg = fastlm.logits(lm, s.hidden) / self.temperature
-        logprobs = logprobs_from_logits(lg, s.tokens) * mask
-        values = self.policy.value_head(s.hidden).squeeze(-1).float() * mask
-        return Rollout(prompt_ids, prompt_mask, s.tokens, mask, logprobs, values)
+        logprobs, values, _ = self._read_out(lm, s.hidden, s.tokens, self.policy.value_head)
+        return Rollout(prompt_ids, prompt_mask, s.tokens, mask, logprobs * mask, values * mask)
 
     def _tokens(self, ids: torch.Tensor, m: np.ndarray, P: int) -> _Tokens:
         """Packed real tokens of prompt+response rows, and where each response token is.
@@ -376,10 +375,24 @@ class PPOTrainer:
         them, so the results are the same.
         """
         h = self.hidden(model, tk.ids, tk.pk, tk.want)[0]
+        lp, values, lg = self._read_out(model, h, tk.target, value_head)
+        return tk.unpack(lp), None if values is None else tk.unpack(values), lg
+
+    def _read_out(
+        self,
+        model: PreTrainedModel,
+        h: torch.Tensor,
+        target: torch.Tensor,
+        value_head: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(log pi(target), values or None, logits/temperature) from final hidden states `h`.
+
+        The one read-out of the sampler's states and of every pass: the first minibatch's ratio
+        is 1 only while both compute it the same way.
+        """
         lg = fastlm.logits(model, h) / self.temperature
-        lp = tk.unpack(logprobs_from_logits(lg, tk.target))
-        values = None if value_head is None else tk.unpack(value_head(h).squeeze(-1).float())
-        return lp, values, lg
+        values = None if value_head is None else value_head(h).squeeze(-1).float()
+        return logprobs_from_logits(lg, target), values, lg
 
     def step(
         self, rollout: Rollout, scores: torch.Tensor, generator: torch.Generator | None = None
