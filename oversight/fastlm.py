@@ -7,7 +7,8 @@ computes outputs nobody reads, and every decoding step builds 4-D masks and cach
 Here:
 
 - the linear layers see only real tokens, packed into one [N, d] matrix;
-- attention runs on rows sorted by length into groups, each row moved to the left of its group's
+- attention reads the packed tokens in place on a CPU (`oversight.kernels`); elsewhere it runs
+  SDPA on rows sorted by length into groups, each row moved to the left of its group's
   [B_g, L_g] block, under the kernel's mask-free causal path;
 - the last layer computes queries, attention and MLP only for the tokens whose output is read
   (in PPO, those that predict a response token), its keys and values for all;
@@ -33,6 +34,8 @@ import torch
 import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 from torch import nn
+
+from oversight import kernels
 
 _enabled = True
 
@@ -87,6 +90,8 @@ class Packed:
     dest: torch.Tensor
     blocks: list[tuple[int, int, int]]
     """(offset in the buffer, B_g, L_g) of each group"""
+    starts: torch.Tensor
+    """[B + 1] row r's tokens are packed tokens starts[r] .. starts[r+1] - 1"""
     host: dict[str, np.ndarray]
     B: int
 
@@ -138,9 +143,12 @@ def pack(
     widths = [int(lens[order[f : f + n]].max()) for f, n in zip(firsts, sizes, strict=True)]
     blocks, start = _blocks(sizes, widths)
     dest = (start[group] + slot * np.array(widths)[group])[row] + pos
+    starts = np.concatenate(([0], np.cumsum(lens)))
     host = {"pos": pos, "row": row, "group": group, "slot": slot}
     dev = device or torch.device("cpu")
-    return Packed(_dev(flat, dev), _dev(pos, dev), _dev(dest, dev), blocks, host, B)
+    return Packed(
+        _dev(flat, dev), _dev(pos, dev), _dev(dest, dev), blocks, _dev(starts, dev), host, B
+    )
 
 
 # ---- the model, functionally -------------------------------------------------------------------
@@ -198,6 +206,10 @@ class Queries:
     """(offset, B_g, Tq_g) of each group's query block"""
     attend: list[torch.Tensor]
     """per group, [B_g, 1, Tq_g, L_g]: the keys each query sees (an empty slot sees key 0)"""
+    starts: torch.Tensor
+    """[B + 1] row r's queries are starts[r] .. starts[r+1] - 1"""
+    pos: torch.Tensor
+    """[M] each query's position in its row: it sees the keys up to there"""
 
     @property
     def size(self) -> int:
@@ -206,10 +218,13 @@ class Queries:
 
 
 def queries(pk: Packed, idx: np.ndarray, j: np.ndarray) -> Queries:
-    """Queries for packed tokens `idx` (host indices), the `j`-th wanted one of its row each."""
+    """Queries for packed tokens `idx` (host indices, in row order), the `j`-th wanted one of its
+    row each."""
     h = pk.host
     idx, j = np.asarray(idx, dtype=np.int64), np.asarray(j, dtype=np.int64)
     row = h["row"][idx]
+    if np.any(np.diff(row) < 0):
+        raise ValueError("queries must be given in row order")
     g = h["group"][row]
     tq = np.ones(len(pk.blocks), dtype=np.int64)
     np.maximum.at(tq, g, j + 1)
@@ -222,7 +237,10 @@ def queries(pk: Packed, idx: np.ndarray, j: np.ndarray) -> Queries:
         _dev(np.arange(length) <= upto[o : o + b * t].reshape(b, t, 1), dev)[:, None]
         for (o, b, t), (_, _, length) in zip(blocks, pk.blocks, strict=True)
     ]
-    return Queries(_dev(idx, dev), _dev(slot, dev), blocks, attend)
+    starts = np.concatenate(([0], np.cumsum(np.bincount(row, minlength=pk.B))))
+    return Queries(
+        _dev(idx, dev), _dev(slot, dev), blocks, attend, _dev(starts, dev), _dev(h["pos"][idx], dev)
+    )
 
 
 def _views(buf: torch.Tensor, blocks: list[tuple[int, int, int]]) -> list[torch.Tensor]:
@@ -238,6 +256,48 @@ def _merge(outs: list[torch.Tensor], index: torch.Tensor) -> torch.Tensor:
     """Attention outputs [B_g, H, T_g, hd] back to one row per token at flat places `index`."""
     flat = [o.transpose(1, 2).reshape(-1, o.shape[1] * o.shape[3]) for o in outs]
     return (flat[0] if len(flat) == 1 else torch.cat(flat)).index_select(0, index)
+
+
+def _scatter(x: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Packed rows [N, heads, hd] into a zeroed flat buffer [size, heads, hd] at `index`."""
+    return x.new_zeros(size, *x.shape[1:]).index_copy(0, index, x)
+
+
+def _attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    pk: Packed,
+    want: Queries | None,
+    scale: float,
+) -> torch.Tensor:
+    """Causal attention of packed queries (every token, or those of `want`) on the packed keys
+    and values of their rows: [M, H * hd], in query order."""
+    H, Hkv, hd = q.shape[1], k.shape[1], q.shape[2]
+    if kernels.usable(q):
+        q_start, q_pos = (pk.starts, pk.pos) if want is None else (want.starts, want.pos)
+        o = kernels.packed_attention(q, k, v, pk.starts, q_start, q_pos, scale)[0]
+        return o.view(-1, H * hd)
+    # SDPA on padded blocks. Left-aligned rows: every real query sees only real keys under a
+    # causal mask, so the kernel's mask-free causal path applies; the tails are never gathered.
+    kvs = _views(_scatter(torch.cat((k, v), dim=1), pk.dest, pk.size), pk.blocks)
+    if want is None:
+        qs, index, masks = _views(_scatter(q, pk.dest, pk.size), pk.blocks), pk.dest, None
+    else:
+        qs, index = _views(_scatter(q, want.slot, want.size), want.blocks), want.slot
+        masks = want.attend
+    outs = [
+        F.scaled_dot_product_attention(
+            qg,
+            *kvg.split(Hkv, dim=1),
+            attn_mask=None if masks is None else masks[g],
+            is_causal=masks is None,
+            scale=scale,
+            enable_gqa=H != Hkv,
+        )
+        for g, (qg, kvg) in enumerate(zip(qs, kvs, strict=True))
+    ]
+    return _merge(outs, index)
 
 
 def hidden(
@@ -262,50 +322,28 @@ def hidden(
     for li, layer in enumerate(model.model.layers):
         a = layer.self_attn
         h = _rms_norm(x, layer.input_layernorm.weight, eps)
-        if want is not None and li == n_layers - 1:
+        last = want is not None and li == n_layers - 1
+        if last:
             kv = F.linear(h, torch.cat((a.k_proj.weight, a.v_proj.weight))).view(N, 2 * Hkv, hd)
             k, v = kv.split(Hkv, dim=1)
-            kv = torch.cat((_rotate(k, cos, sin), v.to(x.dtype)), dim=1)
-            kv = _views(kv.new_zeros(pk.size, 2 * Hkv, hd).index_copy(0, pk.dest, kv), pk.blocks)
+            k = _rotate(k, cos, sin)
             q = F.linear(h.index_select(0, want.idx), a.q_proj.weight).view(-1, H, hd)
             q = _rotate(q, cos.index_select(0, want.idx), sin.index_select(0, want.idx))
-            q = q.to(x.dtype)
-            qs = _views(q.new_zeros(want.size, H, hd).index_copy(0, want.slot, q), want.blocks)
-            outs = []
-            for qg, kvg, mask in zip(qs, kv, want.attend, strict=True):
-                kg, vg = kvg.split(Hkv, dim=1)
-                if return_kv:
-                    kvs.append((kg, vg))
-                outs.append(
-                    F.scaled_dot_product_attention(
-                        qg, kg, vg, attn_mask=mask, scale=a.scaling, enable_gqa=H != Hkv
-                    )
-                )
-            o = _merge(outs, want.slot)
-            x = x.index_select(0, want.idx)
         else:
             # One product instead of three: small models are bound by per-op overhead.
             w = torch.cat((a.q_proj.weight, a.k_proj.weight, a.v_proj.weight))
             qkv = F.linear(h, w).view(N, H + 2 * Hkv, hd)
             qk, v = qkv.split((H + Hkv, Hkv), dim=1)
-            qkv = torch.cat((_rotate(qk, cos, sin), v.to(x.dtype)), dim=1)
-            buf = qkv.new_zeros(pk.size, H + 2 * Hkv, hd).index_copy(0, pk.dest, qkv)
-            outs = []
-            for blk in _views(buf, pk.blocks):
-                q, k, v = blk.split((H, Hkv, Hkv), dim=1)
-                if return_kv:
-                    kvs.append((k, v))
-                # Left-aligned rows: every real query sees only real keys under a causal mask,
-                # so the kernel's mask-free causal path applies; the tails are never gathered.
-                outs.append(
-                    F.scaled_dot_product_attention(
-                        q, k, v, is_causal=True, scale=a.scaling, enable_gqa=H != Hkv
-                    )
-                )
-            o = _merge(outs, pk.dest)
+            q, k = _rotate(qk, cos, sin).split((H, Hkv), dim=1)
+        q, k, v = q.to(x.dtype), k.to(x.dtype), v.to(x.dtype)
+        if return_kv:
+            kvs.append(_views(_scatter(torch.cat((k, v), 1), pk.dest, pk.size), pk.blocks)[0])
+        o = _attention(q, k, v, pk, want if last else None, a.scaling)
+        if last:
+            x = x.index_select(0, want.idx)
         x = x + F.linear(o, a.o_proj.weight)
         x = x + _mlp(layer, _rms_norm(x, layer.post_attention_layernorm.weight, eps))
-    return _rms_norm(x, model.model.norm.weight, eps), kvs
+    return _rms_norm(x, model.model.norm.weight, eps), [kv.split(Hkv, dim=1) for kv in kvs]
 
 
 def compiled_hidden() -> Callable[..., tuple[torch.Tensor, list]]:

@@ -273,7 +273,8 @@ class _Tokens:
 
 class PPOTrainer:
     rows_per_group = 4
-    """rows per attention block on a CPU (fewer: less padding, more kernel calls; measured)"""
+    """rows per SDPA block on a CPU where the packed attention kernel does not apply (fewer: less
+    padding, more kernel calls; measured)"""
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from oversight import fastlm
+from oversight import fastlm, kernels
 from oversight.policy import (
     PolicyConfig,
     build_model,
@@ -63,8 +63,10 @@ def test_the_fast_path_is_taken_for_the_demo_policy():
         assert not fastlm.supports(base)
 
 
-@pytest.mark.parametrize("groups", [1, 3])
-def test_packed_forward_matches_hugging_face(groups):
+@pytest.mark.parametrize(("groups", "kernel"), [(1, True), (1, False), (3, False)])
+def test_packed_forward_matches_hugging_face(groups, kernel, monkeypatch):
+    # the packed attention kernel on a CPU, else SDPA on padded blocks (a GPU's path)
+    monkeypatch.setattr(kernels, "_enabled", kernel)
     base, tok = tiny_model()
     ids, mask = encode(tok, PROMPTS)
     resp = generate(base, ids, mask, 12, 1.0, tok.eos_token_id, tok.pad_token_id)
@@ -74,10 +76,11 @@ def test_packed_forward_matches_hugging_face(groups):
         ref = base(input_ids=full, attention_mask=attn, position_ids=position_ids(attn)).logits
         pk = fastlm.pack(attn, groups)
         h, _ = fastlm.hidden(base, full.flatten()[pk.flat], pk)
-        # only each row's last two tokens, as PPO asks (the last layer computes just those)
+        # only each row's last two tokens, in row order, as PPO asks (the last layer computes
+        # just those)
         last = attn.sum(-1).cumsum(0) - 1
-        pick = torch.cat([last - 1, last])
-        j = torch.cat([torch.zeros_like(last), torch.ones_like(last)])
+        pick = torch.stack([last - 1, last], 1).flatten()
+        j = torch.tensor([0, 1]).repeat(len(last))
         h_pick, _ = fastlm.hidden(base, full.flatten()[pk.flat], pk, fastlm.queries(pk, pick, j))
     assert pk.flat.numel() == attn.sum() < attn.numel()  # padding is left out
     real = ref.flatten(0, 1)[pk.flat]

@@ -67,4 +67,8 @@ def test_ppo_increases_a_simple_reward():
         hit = (ro.responses[:, 0] == target).float()
         rates.append(hit.mean().item())
         trainer.step(ro, hit, g)
-    assert sum(rates[-5:]) / 5 > 0.5 > sum(rates[:5]) / 5
+    # Where it peaks, not where it ends: with no KL penalty at this learning rate, once (nearly)
+    # every sample hits, the whitened advantages are rounding noise at unit scale and the policy
+    # can drift off again, at a step that moves with any change of float rounding or CPU.
+    window = [sum(rates[i : i + 5]) / 5 for i in range(len(rates) - 4)]
+    assert window[0] < 0.2 and max(window) > 0.8
