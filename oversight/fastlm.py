@@ -275,7 +275,7 @@ def _attention(
     and values of their rows: [M, H * hd], in query order."""
     H, Hkv, hd = q.shape[1], k.shape[1], q.shape[2]
     if kernels.usable(q):
-        q_start, q_pos = (pk.starts, pk.pos) if want is None else (want.starts, want.pos)
+        q_start, q_pos = (None, pk.pos) if want is None else (want.starts, want.pos)
         o = kernels.packed_attention(q, k, v, pk.starts, q_start, q_pos, scale)[0]
         return o.view(-1, H * hd)
     # SDPA on padded blocks. Left-aligned rows: every real query sees only real keys under a

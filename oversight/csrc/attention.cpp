@@ -2,8 +2,8 @@
 //
 // q [M, H, D]; k, v [N, Hkv, D] (any strides, unit stride over D); H a multiple of Hkv; D one
 // of 8, 16, 32, 64. Row r's keys are tokens kv_start[r] .. kv_start[r+1] - 1 in position
-// order, its queries q_start[r] .. q_start[r+1] - 1, and query i sees keys 0 .. q_pos[i] of its
-// row.
+// order, its queries q_start[r] .. q_start[r+1] - 1 (q_start absent: q_start = kv_start), and
+// query i sees keys 0 .. q_pos[i] of its row.
 //
 // One task per (row, kv head): its keys and values are copied once, transposed to [D, keys], so
 // that a vector holds 8 keys' values of one feature: scores, their gradients and the key and value
@@ -38,9 +38,11 @@ struct Plan {
   int64_t rows, H, Hkv, D;
 };
 
+// q_start absent: the queries are the keys' own tokens (q_start = kv_start)
 Plan plan(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-          const torch::Tensor& kv_start, const torch::Tensor& q_start,
+          const torch::Tensor& kv_start, const std::optional<torch::Tensor>& q_start_or_none,
           const torch::Tensor& q_pos) {
+  const torch::Tensor& q_start = q_start_or_none.has_value() ? *q_start_or_none : kv_start;
   for (const auto* x : {&q, &k, &v}) {
     TORCH_CHECK(x->dim() == 3 && x->stride(2) == 1, "q, k, v: [tokens, heads, D], unit stride");
     TORCH_CHECK(x->scalar_type() == torch::kFloat && x->device().is_cpu(), "fp32 CPU tensors");
@@ -182,10 +184,10 @@ void dispatch(int64_t D, F f) {
 
 }  // namespace
 
-std::vector<torch::Tensor> forward(const torch::Tensor& q, const torch::Tensor& k,
-                                   const torch::Tensor& v, const torch::Tensor& kv_start,
-                                   const torch::Tensor& q_start, const torch::Tensor& q_pos,
-                                   double scale) {
+std::tuple<torch::Tensor, torch::Tensor> forward(
+    const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+    const torch::Tensor& kv_start, const std::optional<torch::Tensor>& q_start,
+    const torch::Tensor& q_pos, double scale) {
   const Plan P = plan(q, k, v, kv_start, q_start, q_pos);
   auto o = torch::empty({q.size(0), P.H, P.D}, q.options());
   auto lse = torch::empty({q.size(0), P.H}, q.options());
@@ -200,11 +202,11 @@ std::vector<torch::Tensor> forward(const torch::Tensor& q, const torch::Tensor& 
   return {o, lse};
 }
 
-std::vector<torch::Tensor> backward(const torch::Tensor& grad_o, const torch::Tensor& q,
-                                    const torch::Tensor& k, const torch::Tensor& v,
-                                    const torch::Tensor& o, const torch::Tensor& lse,
-                                    const torch::Tensor& kv_start, const torch::Tensor& q_start,
-                                    const torch::Tensor& q_pos, double scale) {
+std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> backward(
+    const torch::Tensor& grad_o, const torch::Tensor& q, const torch::Tensor& k,
+    const torch::Tensor& v, const torch::Tensor& o, const torch::Tensor& lse,
+    const torch::Tensor& kv_start, const std::optional<torch::Tensor>& q_start,
+    const torch::Tensor& q_pos, double scale) {
   const Plan P = plan(q, k, v, kv_start, q_start, q_pos);
   TORCH_CHECK(grad_o.is_contiguous() && o.is_contiguous() && lse.is_contiguous());
   // zeros: rows without keys or queries leave their gradients untouched
@@ -224,7 +226,19 @@ std::vector<torch::Tensor> backward(const torch::Tensor& grad_o, const torch::Te
   return {dq, dk, dv};
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "packed causal attention: (out, log-sum-exp)");
-  m.def("backward", &backward, "gradients of q, k, v");
+// Registered with the dispatcher (not as a Python module): a call costs no Python, and
+// torch.compile sees ops with the fake implementations of oversight/kernels.py.
+TORCH_LIBRARY(oversight, m) {
+  m.def(
+      "packed_attention(Tensor q, Tensor k, Tensor v, Tensor kv_start, Tensor? q_start, "
+      "Tensor q_pos, float scale) -> (Tensor, Tensor)");
+  m.def(
+      "packed_attention_backward(Tensor grad, Tensor q, Tensor k, Tensor v, Tensor o, "
+      "Tensor lse, Tensor kv_start, Tensor? q_start, Tensor q_pos, float scale) "
+      "-> (Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(oversight, CPU, m) {
+  m.impl("packed_attention", &forward);
+  m.impl("packed_attention_backward", &backward);
 }
