@@ -7,8 +7,8 @@ packed tokens in place and computes the same softmax(q k^T / sqrt(d)) v, with it
 to float rounding (`tests/test_kernels.py` checks both against SDPA).
 
 It is built on first use with the machine's C++ compiler (about a minute, then cached under
-`~/.cache/oversight/kernels`, or `$OVERSIGHT_CACHE/kernels`), for this machine's CPU. Where it cannot be built, `available()` is
-False and the packed forward uses SDPA.
+`~/.cache/oversight/kernels`, or `$OVERSIGHT_CACHE/kernels`), for this machine's CPU. Where it
+cannot be built, `available()` is False and the packed forward uses SDPA.
 """
 
 from __future__ import annotations

@@ -46,12 +46,13 @@ def test_packed_attention_matches_sdpa(heads, kv_heads, hd, subset):
     else:
         q_rows, q_pos = rows, pos
     torch.manual_seed(0)
-    # strided views of one projection, as the packed forward passes them
-    qkv = torch.randn(N, heads + 2 * kv_heads, hd, dtype=torch.float64)
-    q = qkv[: len(q_rows), :heads].float().requires_grad_()
-    if subset:
-        q = torch.randn(len(q_rows), heads, hd).requires_grad_()
-    k, v = (x.float().requires_grad_() for x in qkv[:, heads:].split(kv_heads, dim=1))
+    # strided views of one projection, as the packed forward passes them (a subset's queries
+    # come from a projection of their own)
+    qkv = torch.randn(N, heads + 2 * kv_heads, hd, requires_grad=True)
+    q_leaf = torch.randn(len(q_rows), heads, hd, requires_grad=True) if subset else None
+    q = q_leaf if subset else qkv[:, :heads]
+    k, v = qkv[:, heads:].split(kv_heads, dim=1)
+    assert not k.is_contiguous() and not v.is_contiguous()
     starts = torch.tensor(np.concatenate(([0], np.cumsum(lens))))
     q_start = torch.tensor(np.concatenate(([0], np.cumsum(np.bincount(q_rows, minlength=5)))))
     if not subset:
@@ -61,8 +62,9 @@ def test_packed_attention_matches_sdpa(heads, kv_heads, hd, subset):
     want = reference(q, k, v, lens, q_rows, q_pos, scale)
     torch.testing.assert_close(out, want, atol=1e-5, rtol=1e-5)
     grad = torch.randn_like(out)
-    got = torch.autograd.grad(out, (q, k, v), grad)
-    expected = torch.autograd.grad(want, (q, k, v), grad)
+    leaves = (qkv, q_leaf) if subset else (qkv,)
+    got = torch.autograd.grad(out, leaves, grad)
+    expected = torch.autograd.grad(want, leaves, grad)
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g, e, atol=1e-5, rtol=1e-5)
 

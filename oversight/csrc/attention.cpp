@@ -65,6 +65,22 @@ void transpose_in(const torch::Tensor& x, int64_t start, int64_t L, int64_t Lp, 
     for (int64_t d = 0; d < D; ++d) out[d * Lp + t] = p[(start + t) * st + h * sh + d];
 }
 
+// Task `task` is row r and kv head hk: its L keys start at token ks, and its keys and values
+// are copied into kT, vT, transposed and padded to Lp. False: the row has no keys or no queries.
+struct Task {
+  int64_t r, hk, ks, L, Lp;
+};
+inline bool begin_task(const Plan& P, int64_t task, const torch::Tensor& k,
+                       const torch::Tensor& v, Task& T, std::vector<float>& kT,
+                       std::vector<float>& vT) {
+  T.r = task / P.Hkv, T.hk = task % P.Hkv;
+  T.ks = P.kv_start[T.r], T.L = P.kv_start[T.r + 1] - T.ks, T.Lp = padded(T.L);
+  if (T.L == 0 || P.q_start[T.r] == P.q_start[T.r + 1]) return false;
+  transpose_in(k, T.ks, T.L, T.Lp, T.hk, kT);
+  transpose_in(v, T.ks, T.L, T.Lp, T.hk, vT);
+  return true;
+}
+
 // s[j] = scale * q . k_j for j < n, and a large negative number up to padded(n), whose exp is 0
 // (-ffast-math assumes no infinities). Returns max_j s[j].
 template <int D>
@@ -93,11 +109,9 @@ template <int D>
 void forward_task(const Plan& P, const torch::Tensor& k, const torch::Tensor& v, const float* qp,
                   int64_t qs0, int64_t qs1, float scale, float* op, float* lp, int64_t task,
                   std::vector<float>& kT, std::vector<float>& vT, std::vector<float>& s) {
-  const int64_t r = task / P.Hkv, hk = task % P.Hkv, G = P.H / P.Hkv;
-  const int64_t ks = P.kv_start[r], L = P.kv_start[r + 1] - ks, Lp = padded(L);
-  if (L == 0 || P.q_start[r] == P.q_start[r + 1]) return;
-  transpose_in(k, ks, L, Lp, hk, kT);
-  transpose_in(v, ks, L, Lp, hk, vT);
+  Task T;
+  if (!begin_task(P, task, k, v, T, kT, vT)) return;
+  const int64_t r = T.r, hk = T.hk, Lp = T.Lp, G = P.H / P.Hkv;
   s.resize(Lp);
   for (int64_t h = hk * G; h < (hk + 1) * G; ++h)
     for (int64_t i = P.q_start[r]; i < P.q_start[r + 1]; ++i) {
@@ -127,11 +141,9 @@ void backward_task(const Plan& P, const torch::Tensor& k, const torch::Tensor& v
                    const float* lp, float scale, float* dqp, float* dkp, float* dvp, int64_t task,
                    std::vector<float>& kT, std::vector<float>& vT, std::vector<float>& dkT,
                    std::vector<float>& dvT, std::vector<float>& s) {
-  const int64_t r = task / P.Hkv, hk = task % P.Hkv, G = P.H / P.Hkv, Hkv = P.Hkv;
-  const int64_t ks = P.kv_start[r], L = P.kv_start[r + 1] - ks, Lp = padded(L);
-  if (L == 0 || P.q_start[r] == P.q_start[r + 1]) return;
-  transpose_in(k, ks, L, Lp, hk, kT);
-  transpose_in(v, ks, L, Lp, hk, vT);
+  Task T;
+  if (!begin_task(P, task, k, v, T, kT, vT)) return;
+  const int64_t r = T.r, hk = T.hk, ks = T.ks, L = T.L, Lp = T.Lp, G = P.H / P.Hkv, Hkv = P.Hkv;
   dkT.assign(D * Lp, 0.f), dvT.assign(D * Lp, 0.f);
   s.resize(Lp);
   for (int64_t h = hk * G; h < (hk + 1) * G; ++h)
