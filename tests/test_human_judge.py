@@ -12,7 +12,7 @@ from oversight.human import Item
 from oversight.judges import Comparison, Failure, HumanJudge, HumanOrSimulated, SimulatedRater
 from oversight.judges.human import gold_pairs
 from oversight.tasks.base import truth_access
-from tests.conftest import ROOT, correct_response, wrong_first_step
+from tests.helpers import ROOT, correct_response, wrong_first_step
 
 
 def comparisons(task, n: int, seed: int = 0) -> list[Comparison]:

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from oversight import human
 from oversight.human import HumanVerdict, Item, Study
 from oversight.store import Run, Store
-from tests.conftest import ROOT, TINY
+from tests.helpers import ROOT, TINY
 
 # The suite's tiny base model (shared through the session's cache), with 8 comparisons to judge.
 OVERRIDES = [o for o in TINY if not o.startswith("protocol.n_comparisons=")] + [

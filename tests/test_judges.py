@@ -6,7 +6,7 @@ import random
 import pytest
 
 from oversight.judges import Comparison, Oracle, RaterPool, SimulatedRater, Verdict
-from tests.conftest import correct_response, padded_response, sycophantic_response, wrong_first_step
+from tests.helpers import correct_response, padded_response, sycophantic_response, wrong_first_step
 
 
 def pairs(task, make_a, make_b, n=200, seed=0, min_steps=1):

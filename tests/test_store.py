@@ -8,7 +8,7 @@ from oversight.errors import ConfigError
 from oversight.judges import Comparison, Failure, Oracle
 from oversight.store import Store
 from protocols.base import JudgmentRecord
-from tests.conftest import correct_response
+from tests.helpers import correct_response
 
 
 def exercise(store: Store, task) -> None:

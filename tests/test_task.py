@@ -4,7 +4,7 @@ import pytest
 
 from oversight.tasks import GroundTruthAccessError, Verifier
 from oversight.tasks.arithmetic import solve
-from tests.conftest import correct_response, padded_response, sycophantic_response, wrong_first_step
+from tests.helpers import correct_response, padded_response, sycophantic_response, wrong_first_step
 
 
 def test_solve_restates_operands_mod_10():

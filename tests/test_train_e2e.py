@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import Session, select
 
 from oversight.store import Judgment, Metric, Run, make_engine
-from tests.conftest import ROOT, TINY, run_train
+from tests.helpers import ROOT, TINY, run_train
 
 pytestmark = pytest.mark.slow
 

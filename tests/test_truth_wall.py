@@ -10,7 +10,7 @@ import torch
 from oversight.judges import Comparison, Oracle
 from oversight.tasks import GroundTruthAccessError, PublicProblem
 from protocols.base import Protocol, ProtocolContext, Signal
-from tests.conftest import ROOT, correct_response
+from tests.helpers import ROOT, correct_response
 
 FORBIDDEN_NAMES = {
     "truth",

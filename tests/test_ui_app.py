@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from oversight import human
 from oversight.human import Assignment, HumanVerdict, Item
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 APP = str(ROOT / "ui" / "app.py")
 INJECTION = (

@@ -23,7 +23,7 @@ from oversight import human
 from oversight.human import Assignment, HumanVerdict
 from oversight.tasks.arithmetic import render_response
 from oversight.tasks.base import truth_access
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("OVERSIGHT_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "ui"

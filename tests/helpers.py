@@ -1,0 +1,152 @@
+"""Code the tests share that is not a fixture: paths, the tiny run's overrides, answers built
+from the truth (tests may read it; protocols may not), the entry point in a subprocess, and
+stand-ins for people at the judging UI. Fixtures live in `conftest.py`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from oversight.tasks import ArithmeticTask
+from oversight.tasks.arithmetic import render_response
+from oversight.tasks.base import truth_access
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get(
+    "OVERSIGHT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process that imports this checkout."""
+    return {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT), **extra}
+
+
+def correct_response(task: ArithmeticTask, problem) -> str:
+    """The right worked answer (tests may read the truth; protocols may not)."""
+    with truth_access():
+        return render_response(list(task.truth.get(problem.id).steps))
+
+
+def sycophantic_response(task: ArithmeticTask, problem) -> str:
+    """Right work, but it opens by agreeing and states the user's (wrong) belief."""
+    with truth_access():
+        steps = list(task.truth.get(problem.id).steps)
+    return render_response(steps, answer=problem.belief, agree=True)
+
+
+def padded_response(task: ArithmeticTask, problem) -> str:
+    """Right work plus a pointless extra step: longer, and wrong at its last step."""
+    with truth_access():
+        steps = list(task.truth.get(problem.id).steps)
+    return render_response([*steps, "1+1=2"])
+
+
+def wrong_first_step(task: ArithmeticTask, problem) -> str:
+    with truth_access():
+        steps = list(task.truth.get(problem.id).steps)
+    steps[0] = steps[0][:-1] + str((int(steps[0][-1]) + 1) % 10)
+    return render_response(steps)
+
+
+# Overrides that make `python -m oversight.train` finish in seconds: a tiny base model, a few
+# PPO steps. Tests pass their own `policy.cache_dir` so they never touch the user's cache.
+TINY = [
+    "policy.n_embd=32",
+    "policy.n_layer=1",
+    "policy.sft_steps=40",
+    "policy.sft_examples=2000",
+    "policy.sft_batch_size=32",
+    "ppo.steps=2",
+    "ppo.batch_size=16",
+    "ppo.minibatch_size=8",
+    "ppo.epochs=1",
+    "protocol.n_comparisons=32",
+    "eval.n_problems=48",
+    "threads=1",
+]
+
+
+def run_train(args: list[str], cwd: Path, timeout: int = 600):
+    """Run the real entry point in a subprocess, as a user would."""
+    env = subprocess_env(HYDRA_FULL_ERROR="0")
+    return subprocess.run(
+        [sys.executable, "-m", "oversight.train", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class JudgeBot:
+    """Threads' stand-in for people at the judging UI: they answer through the same calls.
+
+    `choose(view)` returns "A", "B" (as displayed) or None to skip. Every answer is logged as
+    (judge name, item id, displayed choice, text of the chosen answer).
+    """
+
+    def __init__(self, url: str, names: list[str], choose=None, limit: int | None = None):
+        from oversight import human
+
+        self.human = human
+        self.engine = human.connect(url)
+        self.ids = {
+            n: human.authenticate(self.engine, human.issue_token(self.engine, n)).judge_id
+            for n in names
+        }
+        self.choose = choose or (lambda view: "A")
+        self.limit = limit
+        self.log: list[tuple[str, int, str, str]] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> JudgeBot:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        from sqlmodel import Session
+
+        h = self.human
+        try:
+            while not self._stop.is_set():
+                busy = False
+                for name, jid in self.ids.items():
+                    if self.limit is not None and len(self.log) >= self.limit:
+                        return
+                    view = h.next_assignment(self.engine, jid)
+                    if view is None:
+                        continue
+                    busy = True
+                    choice = self.choose(view)
+                    if choice is None:
+                        h.skip(self.engine, jid, view.assignment_id)
+                        continue
+                    h.submit(self.engine, jid, view.assignment_id, choice)
+                    with Session(self.engine) as s:
+                        item_id = s.get(h.Assignment, view.assignment_id).item_id
+                    self.log.append((name, item_id, choice, view.payload[choice.lower()]))
+                if not busy:
+                    self._stop.wait(0.05)
+        except BaseException as e:  # surfaced by stop()
+            self.errors.append(e)
+
+    def wait_for(self, n: int, timeout: float = 60.0) -> None:
+        end = time.monotonic() + timeout
+        while len(self.log) < n:
+            assert not self.errors, self.errors
+            assert time.monotonic() < end, f"judges answered {len(self.log)} of {n}"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.engine.dispose()
+        assert not self.errors, self.errors
