@@ -33,7 +33,7 @@ test: lint
 # The PPO core against TRL's GRPOTrainer on the same work (README, "Performance").
 bench: install
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) -m oversight.bench ppo
+	$(PY) bench/ppo.py
 
 format: install
 	$(VENV)/bin/ruff check --fix .

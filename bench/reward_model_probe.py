@@ -33,11 +33,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from oversight.config import register
-from oversight.experiment import Sampler, build, build_judge, pick_device, protocol_context
-from oversight.harness import Harness
+from oversight.experiment.config import register
+from oversight.experiment.harness import Harness
+from oversight.experiment.run import Sampler, build, build_judge, pick_device, protocol_context
 from oversight.judges import Comparison, Verdict
-from oversight.policy import PolicyConfig, base_model
+from oversight.models.base_model import base_model
+from oversight.models.policy import PolicyConfig
 from oversight.tasks import Truth, build_task
 from oversight.tasks.arithmetic import render_response
 from oversight.tasks.base import truth_access

@@ -16,9 +16,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from oversight.config import register
 from oversight.errors import ConfigError
-from oversight.experiment import report, run
+from oversight.experiment.config import register
+from oversight.experiment.run import report, run
 
 log = logging.getLogger("oversight")
 register()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from oversight.judges import Comparison, Verdict
-from oversight.reward_model import RewardModel, RewardModelConfig, train_reward_model
+from oversight.models.reward_model import RewardModel, RewardModelConfig, train_reward_model
 from oversight.tasks import PublicProblem
 from protocols.base import JudgmentRecord, Protocol, ProtocolContext, Signal
 

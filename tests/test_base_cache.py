@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from oversight.policy import PolicyConfig, base_key, base_model
+from oversight.models.base_model import base_key, base_model
+from oversight.models.policy import PolicyConfig
 from oversight.tasks import build_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +30,8 @@ JOB = textwrap.dedent(
     from pathlib import Path
     import torch
     torch.set_num_threads(1)
-    from oversight.policy import PolicyConfig, base_model
+    from oversight.models.policy import PolicyConfig
+    from oversight.models.base_model import base_model
     from oversight.tasks import build_task
     cache, go = sys.argv[1], Path(sys.argv[2])
     policy = PolicyConfig(cache_dir=cache, **json.loads(sys.argv[3]))

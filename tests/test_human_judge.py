@@ -129,7 +129,7 @@ def test_judge_configs_build(name, tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from oversight.config import register
+    from oversight.experiment.config import register
 
     register()
     url = f"sqlite:///{tmp_path}/study.db"

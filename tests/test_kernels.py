@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from oversight import kernels
+from oversight.engine import kernels
 
 
 def test_the_kernel_builds_on_this_machine():

@@ -4,8 +4,11 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from oversight.engine.sampling import generate
 from oversight.errors import ConfigError
-from oversight.policy import PolicyConfig, base_model, char_tokenizer, decode, encode, generate
+from oversight.models.base_model import base_model
+from oversight.models.policy import PolicyConfig
+from oversight.models.tokenizer import char_tokenizer, decode, encode
 
 
 def test_char_tokenizer_round_trips_and_keeps_pad_apart_from_eos(tmp_path):

@@ -11,17 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from oversight import fastlm, kernels
-from oversight.policy import (
-    PolicyConfig,
-    build_model,
-    char_tokenizer,
-    encode,
-    generate,
-    position_ids,
-    response_mask,
-)
-from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.engine import fastlm, kernels
+from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.engine.sampling import generate, position_ids, response_mask
+from oversight.models.policy import PolicyConfig, build_model
+from oversight.models.tokenizer import char_tokenizer, encode
 
 PROMPTS = ["1+2=?\n", "3*4-5=? I think it is 7.\n", "9-9*2+1=?\n", "7=? I think it is 1.\n"] * 4
 

@@ -8,9 +8,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from oversight import distributed
-from oversight.policy import PolicyConfig, build_model, char_tokenizer, encode
-from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.engine import distributed
+from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.models.policy import PolicyConfig, build_model
+from oversight.models.tokenizer import char_tokenizer, encode
 
 PROMPTS = [["1+2=?\n", "3*4-5=? I think it is 7.\n"], ["9-9*2+1=?\n", "7=? I think it is 1.\n"]]
 

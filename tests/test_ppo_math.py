@@ -2,7 +2,7 @@
 
 import torch
 
-from oversight.ppo import (
+from oversight.engine.ppo import (
     KLController,
     gae,
     kl_penalized_rewards,

@@ -4,8 +4,9 @@ import copy
 
 import torch
 
-from oversight.policy import PolicyConfig, build_model, char_tokenizer, encode
-from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer
+from oversight.models.policy import PolicyConfig, build_model
+from oversight.models.tokenizer import char_tokenizer, encode
 
 
 def make_trainer(**ppo):

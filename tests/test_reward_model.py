@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from oversight.policy import PolicyConfig, build_model, char_tokenizer
-from oversight.reward_model import (
+from oversight.models.policy import PolicyConfig, build_model
+from oversight.models.reward_model import (
     READOUTS,
     RewardModel,
     RewardModelConfig,
@@ -14,6 +14,7 @@ from oversight.reward_model import (
     pairwise_accuracy,
     train_reward_model,
 )
+from oversight.models.tokenizer import char_tokenizer
 
 
 def test_bt_loss_matches_hand_computation():

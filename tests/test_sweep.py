@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from oversight.config import register
+from oversight.experiment.config import register
 from oversight.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

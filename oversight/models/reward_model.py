@@ -23,8 +23,9 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oversight.policy import encode, position_ids
-from oversight.ppo import logprobs_from_logits
+from oversight.engine.ppo import logprobs_from_logits
+from oversight.engine.sampling import position_ids
+from oversight.models.tokenizer import encode
 
 READOUTS = ("tokens", "last")
 

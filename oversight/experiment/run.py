@@ -22,13 +22,16 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from oversight import distributed
-from oversight.config import EvalConfig
+from oversight.engine import distributed
+from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
+from oversight.engine.sampling import generate
 from oversight.errors import ConfigError
-from oversight.harness import Harness
+from oversight.experiment.config import EvalConfig
+from oversight.experiment.harness import Harness
 from oversight.judges import Judge
-from oversight.policy import PolicyConfig, base_model, decode, encode, generate
-from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
+from oversight.models.base_model import base_model
+from oversight.models.policy import PolicyConfig
+from oversight.models.tokenizer import decode, encode
 from oversight.store import Store
 from oversight.tasks import Task, build_task
 from protocols import Protocol, ProtocolContext

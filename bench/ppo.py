@@ -1,7 +1,7 @@
 """Benchmarks of the shared PPO core (`make bench`).
 
-    python -m oversight.bench ppo            # our PPO core vs TRL's GRPOTrainer, same work
-    python -m oversight.bench ppo --no-trl   # our core only (no `.[bench]` extra needed)
+    .venv/bin/python bench/ppo.py            # our PPO core vs TRL's GRPOTrainer, same work
+    .venv/bin/python bench/ppo.py --no-trl   # our core only (no `.[bench]` extra needed)
 
 Both sides train the same tiny model (the demo's Llama-shaped policy and character tokenizer,
 freshly initialised from one seed) on the same 16 prompts, each sampled 4 times (64 samples a
@@ -29,7 +29,6 @@ import copy
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,13 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from oversight.policy import PolicyConfig, build_model, char_tokenizer, decode, encode
-from oversight.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
-from oversight.tasks import Task, build_task
+from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
+from oversight.models.policy import PolicyConfig, build_model
+from oversight.models.tokenizer import char_tokenizer, decode, encode
+from oversight.tasks import ArithmeticConfig, ArithmeticTask, Task
 
-ROOT = Path(__file__).resolve().parent.parent
 N_PROMPTS, N_GENERATIONS = 16, 4  # 64 samples per step, in GRPO's groups of 4
 MINIBATCH, EPOCHS, LR, KL_COEF = 16, 4, 1e-4, 0.05
 
@@ -99,8 +97,7 @@ def make_reward(task: Task) -> Callable[[list[str]], list[float]]:
 
 def setup(seed: int) -> tuple[Task, Any, Any, list[str], PolicyConfig]:
     """The arithmetic task, the demo's tokenizer and (untrained) policy, and the prompts."""
-    task_cfg = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/task/arithmetic.yaml"))
-    task = build_task(task_cfg)  # type: ignore[arg-type]
+    task = ArithmeticTask(ArithmeticConfig())
     tok, pc = char_tokenizer(), PolicyConfig()
     torch.manual_seed(seed)
     base = build_model(pc, tok)
@@ -263,9 +260,9 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
-def ppo(argv: list[str]) -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
-        prog="python -m oversight.bench ppo",
+        prog="bench/ppo.py",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -395,13 +392,6 @@ def ppo(argv: list[str]) -> None:
             f"median ratio over {a.reps} reps, ours / TRL GRPO: {wall} samples/s (wall clock),"
             f" {cpu} samples per CPU-second"
         )
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "ppo":
-        raise SystemExit("usage: python -m oversight.bench ppo [--help]")
-    ppo(argv[1:])
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from oversight import distributed, fastlm
-from oversight.policy import generate, position_ids, response_mask
+from oversight.engine import distributed, fastlm
+from oversight.engine.sampling import generate, position_ids, response_mask
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from oversight.policy import PolicyConfig
-from oversight.ppo import PPOConfig
+from oversight.engine.ppo import PPOConfig
+from oversight.models.policy import PolicyConfig
 
 
 @dataclass

@@ -35,7 +35,7 @@ import torch.fx.experimental._config as fx_config
 import torch.nn.functional as F
 from torch import nn
 
-from oversight import kernels
+from oversight.engine import kernels
 
 _enabled = True
 

@@ -1,0 +1,2 @@
+"""One experiment: its config schema, the run (base model -> protocol -> PPO -> evaluation ->
+store), and the evaluation harness."""

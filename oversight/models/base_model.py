@@ -1,0 +1,106 @@
+"""The base ("pretrained") model and its on-disk cache.
+
+A small Llama-shaped transformer trained from scratch on the task's mixed corpus, or any causal
+LM from a local path fine-tuned on that corpus. It is cached under a key derived from everything
+that determines it, so runs and sweep jobs share it; one job builds a key while the others wait.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from oversight.errors import ConfigError
+from oversight.models.policy import PolicyConfig, build_model, load_pretrained
+from oversight.models.sft import sft
+from oversight.models.tokenizer import char_tokenizer
+from oversight.tasks import Task
+from oversight.tasks.arithmetic import ALPHABET
+
+CACHE_FORMAT = 3  # bump when the task's text format or the way base models are built changes
+
+
+def base_key(policy: PolicyConfig, task_cfg: dict[str, Any]) -> str:
+    """Everything that determines the base model, hashed. The run seed is deliberately not in it."""
+    spec = {
+        k: v
+        for k, v in asdict(policy).items()
+        if k not in ("cache_dir", "temperature", "max_new_tokens")
+    }
+    if policy.path is not None:
+        spec["path_mtime"] = Path(policy.path).expanduser().stat().st_mtime
+    blob = json.dumps(
+        {"format": CACHE_FORMAT, "alphabet": ALPHABET, "policy": spec, "task": task_cfg},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _load_entry(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase] | None:
+    if not (path / "meta.json").is_file():
+        return None
+    try:
+        return load_pretrained(path)
+    except Exception:  # a corrupt entry is rebuilt, not crashed on
+        return None
+
+
+def base_model(
+    policy: PolicyConfig, task: Task, task_cfg: dict[str, Any], device: torch.device | str = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """The base model for this config, from the cache or trained now (one builder per key)."""
+    if policy.path is not None and not Path(policy.path).expanduser().is_dir():
+        raise ConfigError(f"policy path {policy.path!r} does not exist or is not a directory")
+    root = Path(policy.cache_dir).expanduser() / "base"
+    root.mkdir(parents=True, exist_ok=True)
+    key = base_key(policy, task_cfg)
+    entry = root / key
+    with FileLock(str(root / f"{key}.lock")):  # concurrent sweep jobs: one trains, the rest wait
+        loaded = _load_entry(entry)
+        if loaded is not None:
+            model, tok = loaded
+            meta = json.loads((entry / "meta.json").read_text())
+            return model.to(device), tok, meta | {"cached": True}
+        shutil.rmtree(entry, ignore_errors=True)
+        # We hold the lock, so any temporary folder for this key is a killed builder's leftover.
+        for stale in root.glob(f"{key}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        # Its own RNG stream: a run must not draw differently after building the base model than
+        # after loading it from the cache.
+        with torch.random.fork_rng(devices=[]):
+            if policy.path is not None:
+                model, tok = load_pretrained(policy.path)
+            else:
+                tok = char_tokenizer()
+                torch.manual_seed(policy.base_seed)
+                model = build_model(policy, tok)
+            model.to(device)
+            pairs = task.corpus(policy.sft_examples, seed=policy.base_seed)
+            losses = sft(
+                model,
+                tok,
+                pairs,
+                policy.sft_steps,
+                policy.sft_batch_size,
+                policy.sft_lr,
+                policy.base_seed,
+                device,
+                desc="base model SFT",
+            )
+        tmp = root / f"{key}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        meta = {"key": key, "final_sft_loss": sum(losses[-50:]) / max(len(losses[-50:]), 1)}
+        (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks the entry complete
+        os.replace(tmp, entry)
+        return model, tok, meta | {"cached": False}
