@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["+experiment=judge_competence", "experiment/size=tiny"]
+TINY = ["experiment=judge_competence", "experiment/size=tiny"]
 
 
 def sweep(sweep_dir: Path, cache: Path, *overrides: str) -> tuple[float, float, list[dict]]:

@@ -81,9 +81,10 @@ def main() -> None:
     register()
     cfg = config("oracle", "last", args.pairs, args.seed)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    task = build_task(task_cfg)  # type: ignore[arg-type]
+    assert isinstance(task_cfg, dict)
+    task = build_task(task_cfg)
     device, policy_cfg = pick_device(cfg.device), PolicyConfig(**cfg.policy)
-    base, tok, _ = base_model(policy_cfg, task, task_cfg, device)  # type: ignore[arg-type]
+    base, tok, _ = base_model(policy_cfg, task, task_cfg, device)
     harness = Harness(task, cfg.competence, 0, args.seed)  # only its helpers: no problems
 
     # Held-out: fresh problems (their own split), two base-policy answers each, oracle labels.

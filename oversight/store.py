@@ -11,6 +11,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from oversight import human as _human  # noqa: F401  registers the human-study tables
 from oversight.errors import ConfigError
 
 
@@ -70,6 +70,10 @@ class Judgment(SQLModel, table=True):
     """why the judge could not decide, or None"""
 
 
+TABLES: tuple[type[SQLModel], ...] = (Run, Metric, Judgment)
+"""the training store's own tables; other parts (the human study) pass theirs to make_engine"""
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -78,15 +82,19 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine whose database is reachable and has our tables, or a one-line ConfigError."""
+def make_engine(url: str, tables: Iterable[type[SQLModel]] = TABLES) -> Engine:
+    """An engine whose database is reachable and has `tables`, or a one-line ConfigError.
+
+    Only the given tables are created (by default the store's own), so a caller with tables of
+    its own passes them here instead of the store knowing about them.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
     try:
-        _create_tables(engine)
+        _create_tables(engine, list(tables))
     except OperationalError as e:
         reason = str(e.orig).strip().splitlines()[0] if e.orig else str(e)
         raise ConfigError(
@@ -95,14 +103,14 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _create_tables(engine: Engine) -> None:
+def _create_tables(engine: Engine, tables: list[type[SQLModel]]) -> None:
     # Sweep jobs open one fresh store at the same moment: both may see a table missing and both
     # CREATE it; the loser's error only means the table exists now, so look again. On SQLite,
     # switching a fresh file to WAL, or upgrading the look's read to the CREATE's write after
     # another job wrote, fails at once with "database is locked" (no busy wait): try again too.
     for attempt in range(10):
         try:
-            SQLModel.metadata.create_all(engine)
+            SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in tables])
             return
         except (OperationalError, ProgrammingError, IntegrityError) as e:
             again = isinstance(e, IntegrityError) or any(
@@ -138,7 +146,8 @@ class Store:
             )
             s.add(run)
             s.commit()
-            return run.id  # type: ignore[return-value]
+            assert run.id is not None
+            return run.id
 
     def log_metrics(self, run_id: int, step: int, metrics: dict[str, Any]) -> None:
         with Session(self.engine) as s:

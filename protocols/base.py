@@ -1,15 +1,14 @@
 """The protocol interface: turn policy outputs into training signal for the shared PPO core.
 
-A protocol sees public problems, policy outputs, and what its judge and AI helpers tell it.
-`ProtocolContext` is everything it is given; the task's truth store is not in it.
-
-Built for the protocols to come as well as RLHF:
-- `setup` runs before RL (RLHF: collect labels, fit the reward model; CAI: an SFT phase on
-  revised answers, through `ctx.sft`);
-- `ctx.generate` samples the current policy on any prompt text, so debate can run several turns
-  and amplification can ask sub-questions;
-- `Signal.sft_targets` carries per-response supervised targets (amplification's distillation,
-  CAI's revisions) next to the scalar rewards.
+A protocol sees public problems, policy outputs, and what its judge tells it. `ProtocolContext`
+is everything it is given; the task's truth store is not in it (docs/design.md, "The truth
+wall"). What it has today:
+- `setup` runs before RL (RLHF: collect labels, fit the reward model);
+- `ctx.generate` samples the current policy on any prompt text;
+- `signal` returns a `Signal` per PPO batch: one reward per response, paid at its final token,
+  and the judgments it asked for.
+`Signal.sft_targets` is reserved for per-response supervised targets (distillation, revisions);
+the run refuses it until the PPO core has an SFT loss.
 """
 
 from __future__ import annotations

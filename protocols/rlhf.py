@@ -11,6 +11,8 @@ answer and falls back on agreeing with the user, so does the reward model, and s
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from oversight.judges import Comparison, Verdict
@@ -19,20 +21,23 @@ from oversight.tasks import PublicProblem
 from protocols.base import JudgmentRecord, Protocol, ProtocolContext, Signal
 
 
+@dataclass
 class RLHF(Protocol):
+    n_comparisons: int = 2048
+    """labelled pairs of base-policy answers, before RL"""
+    refresh_every: int = 0
+    """>0: every this many PPO steps, label pairs of current-policy answers and refit"""
+    refresh_comparisons: int = 256
+    """pairs labelled at each refresh"""
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
+    """the Bradley-Terry reward model trained on the judge's preferences"""
+
     name = "rlhf"
 
-    def __init__(
-        self,
-        n_comparisons: int = 2048,
-        refresh_every: int = 0,
-        refresh_comparisons: int = 256,
-        reward_model: dict | None = None,
-    ) -> None:
-        self.n_comparisons = n_comparisons
-        self.refresh_every = refresh_every
-        self.refresh_comparisons = refresh_comparisons
-        self.rm_cfg = RewardModelConfig(**(reward_model or {}))
+    def __post_init__(self) -> None:
+        if isinstance(self.reward_model, dict):  # from Hydra's instantiate
+            self.reward_model = RewardModelConfig(**self.reward_model)
+        self.rm_cfg = self.reward_model
         self.stats: dict[str, float] = {}
 
     def _collect(self, n: int, phase: str) -> list[JudgmentRecord]:
@@ -44,12 +49,9 @@ class RLHF(Protocol):
         )
 
     def _fit(self, records: list[JudgmentRecord]) -> None:
-        decided = [r for r in records if isinstance(r.outcome, Verdict)]
-        c = [r.comparison for r in decided]
-        p_a = [
-            r.outcome.prob_a if self.rm_cfg.soft_labels else float(r.outcome.prefers_a)
-            for r in decided
-        ]  # type: ignore[union-attr]
+        decided = [(r.comparison, r.outcome) for r in records if isinstance(r.outcome, Verdict)]
+        c = [x for x, _ in decided]
+        p_a = [v.prob_a if self.rm_cfg.soft_labels else float(v.prefers_a) for _, v in decided]
         prompts, a, b = [x.problem.prompt for x in c], [x.a for x in c], [x.b for x in c]
         self.stats = train_reward_model(self.rm, prompts, a, b, p_a, self.rm_cfg, self.ctx.seed)
         # Normalise to the labelled answers, so the score's scale is comparable to the KL

@@ -53,22 +53,9 @@ def wrong_first_step(task: ArithmeticTask, problem) -> str:
     return render_response(steps)
 
 
-# Overrides that make `python -m oversight.train` finish in seconds: a tiny base model, a few
-# PPO steps. Tests pass their own `policy.cache_dir` so they never touch the user's cache.
-TINY = [
-    "policy.n_embd=32",
-    "policy.n_layer=1",
-    "policy.sft_steps=40",
-    "policy.sft_examples=2000",
-    "policy.sft_batch_size=32",
-    "ppo.steps=2",
-    "ppo.batch_size=16",
-    "ppo.minibatch_size=8",
-    "ppo.epochs=1",
-    "protocol.n_comparisons=32",
-    "eval.n_problems=48",
-    "threads=1",
-]
+# The tiny size preset makes `python -m oversight.train` finish in seconds. Tests pass their own
+# `policy.cache_dir` so they never touch the user's cache.
+TINY = ["experiment/size=tiny", "threads=1"]
 
 
 def run_train(args: list[str], cwd: Path, timeout: int = 600):
@@ -92,14 +79,12 @@ class JudgeBot:
     """
 
     def __init__(self, url: str, names: list[str], choose=None, limit: int | None = None):
-        from oversight import human
+        # imported here, not at the top: every test loads this file, few need the study
+        from oversight import study
 
-        self.human = human
-        self.engine = human.connect(url)
-        self.ids = {
-            n: human.authenticate(self.engine, human.issue_token(self.engine, n)).judge_id
-            for n in names
-        }
+        self.study = study
+        self.engine = study.connect(url)
+        self.ids = {n: judge_id(self.engine, n) for n in names}
         self.choose = choose or (lambda view: "A")
         self.limit = limit
         self.log: list[tuple[str, int, str, str]] = []
@@ -114,7 +99,7 @@ class JudgeBot:
     def _run(self) -> None:
         from sqlmodel import Session
 
-        h = self.human
+        h = self.study
         try:
             while not self._stop.is_set():
                 busy = False
@@ -150,3 +135,12 @@ class JudgeBot:
         self._thread.join(timeout=30)
         self.engine.dispose()
         assert not self.errors, self.errors
+
+
+def judge_id(engine, name: str) -> int:
+    """A new token for judge `name` (created if new), signed in: the judge's id."""
+    from oversight import study
+
+    ident = study.authenticate(engine, study.issue_token(engine, name))
+    assert ident is not None
+    return ident.judge_id

@@ -1,4 +1,4 @@
-"""`oversight.analyze` on synthetic run folders and stores whose right answers are known."""
+"""`oversight.analysis` on synthetic run folders and stores whose right answers are known."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from oversight.analyze import analyze, main, swept_keys
-from oversight.stats import gold_curve
+from oversight.analysis.__main__ import main
+from oversight.analysis.group import swept_keys
+from oversight.analysis.report import analyze
+from oversight.analysis.stats import gold_curve
 from oversight.store import Store
 
 

@@ -1,4 +1,4 @@
-"""The statistics of `oversight.analyze` on values whose answers are known by hand."""
+"""The statistics of `oversight.analysis` on values whose answers are known by hand."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from oversight.stats import bootstrap_ci, compare, fit_gold_curve, gold_curve, holm
+from oversight.analysis.stats import bootstrap_ci, compare, fit_gold_curve, gold_curve, holm
 
 
 def exact_bootstrap_quantiles(x: list[float], q: tuple[float, float]) -> tuple[float, float]:

@@ -18,8 +18,8 @@ import torch
 from oversight.models.base_model import base_key, base_model
 from oversight.models.policy import PolicyConfig
 from oversight.tasks import build_task
+from tests.helpers import ROOT, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[1]
 TASK = {"name": "arithmetic"}
 # small enough to build in about a second, big enough that two jobs overlap while it builds
 POLICY = {"n_embd": 16, "n_layer": 1, "n_head": 2, "sft_steps": 40, "sft_examples": 500}
@@ -58,16 +58,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
-
-
 def start_job(cache: Path, go: Path) -> subprocess.Popen[str]:
     p = subprocess.Popen(
         [sys.executable, "-c", JOB, str(cache), str(go), json.dumps(POLICY), json.dumps(TASK)],
         stdout=subprocess.PIPE,
         text=True,
-        env=env(),
+        env=subprocess_env(),
         cwd=ROOT,
     )
     assert p.stdout is not None and p.stdout.readline().strip() == "ready"

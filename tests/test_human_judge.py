@@ -7,12 +7,12 @@ import random
 import pytest
 from sqlmodel import Session, select
 
-from oversight import human
-from oversight.human import Item
-from oversight.judges import Comparison, Failure, HumanJudge, HumanOrSimulated, SimulatedRater
-from oversight.judges.human import gold_pairs
+from oversight import study
+from oversight.judges import Comparison, Failure, SimulatedRater
+from oversight.judges.human import HumanJudge, HumanOrSimulated
+from oversight.study import Item
 from oversight.tasks.base import truth_access
-from tests.helpers import ROOT, correct_response, wrong_first_step
+from tests.helpers import ROOT, correct_response, judge_id, wrong_first_step
 
 
 def comparisons(task, n: int, seed: int = 0) -> list[Comparison]:
@@ -38,13 +38,15 @@ def make_judge(url: str, cls=HumanJudge, **kw) -> HumanJudge:
     return cls(**(defaults | kw))
 
 
-def test_gold_pairs_have_a_known_right_answer(task):
-    pairs = gold_pairs(task, 5)
+def test_attention_checks_have_a_known_right_answer(task):
+    assert task.attention_checks(0, seed=0) == []
+    pairs = task.attention_checks(5, seed=0)
     assert len(pairs) == 5
     for p, right, wrong in pairs:
         assert p.difficulty <= 2 and right != wrong
         with truth_access():
-            assert task.final_answer(right) == task.truth.get(p.id).answer
+            answer = task.truth.get(p.id).answer
+        assert task.final_answer(right) == answer and task.final_answer(wrong) != answer
 
 
 def test_human_verdicts_reach_the_protocol_in_its_orientation(task, tmp_path, judge_bots):
@@ -93,8 +95,7 @@ def test_timeout_without_verdicts_is_a_typed_failure_and_closes_items(task, tmp_
     assert all(isinstance(o, Failure) and o.reason.startswith("timeout") for o in out)
     with Session(judge.engine) as s:
         assert all(i.closed and i.resolution == "timeout" for i in s.exec(select(Item)))
-    bob = human.authenticate(judge.engine, human.issue_token(judge.engine, "bob"))
-    assert human.next_assignment(judge.engine, bob.judge_id) is None
+    assert study.next_assignment(judge.engine, judge_id(judge.engine, "bob")) is None
 
 
 def test_human_or_simulated_falls_back_and_says_who_answered(task, tmp_path, judge_bots):

@@ -19,9 +19,9 @@ from collections import Counter
 import pytest
 from sqlmodel import Session, select
 
-from oversight import human
-from oversight.human import HumanVerdict, Item, Study
+from oversight import study
 from oversight.store import Run, Store
+from oversight.study import HumanVerdict, Item, Study, admin
 from tests.helpers import ROOT, TINY
 
 # The suite's tiny base model (shared through the session's cache), with 8 comparisons to judge.
@@ -78,7 +78,7 @@ def wait_until(cond, proc: subprocess.Popen, log_path, timeout: float = 300.0) -
 @pytest.mark.slow
 def test_training_consumes_human_verdicts_across_an_interruption(tmp_path, cache_dir, judge_bots):
     url = f"sqlite:///{tmp_path}/study.db"
-    engine = human.connect(url)
+    engine = study.connect(url)
     log1, log2 = tmp_path / "run1.log", tmp_path / "run2.log"
 
     # 1. The run posts its comparisons and waits for people.
@@ -147,7 +147,7 @@ def test_training_consumes_human_verdicts_across_an_interruption(tmp_path, cache
         statuses = sorted(r.status for r in s.exec(select(Run)))
     assert statuses == ["failed", "finished"]
     # the admin's progress page ties the study to both runs
-    (progress,) = human.study_progress(engine)
+    (progress,) = admin.study_progress(engine)
     assert progress["runs"] == "#1 failed, #2 finished"
     assert progress["verdicts"] == progress["verdicts_needed"] == N_ITEMS
     engine.dispose()

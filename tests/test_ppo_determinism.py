@@ -1,6 +1,6 @@
-"""The fast PPO core changes no results: same seed, same metrics (DESIGN.md §7).
+"""The fast PPO core changes no results: same seed, same metrics (docs/design.md, "The PPO core").
 
-The packed forward and sampling of `oversight.fastlm` against the plain Hugging Face path they
+The packed forward and sampling of `oversight.engine.fastlm` against the plain Hugging Face path they
 replace, on the demo's (tiny) Llama policy: the same draws, logits within float rounding, and two
 PPO iterations from one seed giving the same statistics within tolerance.
 """

@@ -1,4 +1,4 @@
-"""PPO math against hand computations (DESIGN.md §7)."""
+"""PPO math against hand computations (docs/design.md, "The PPO core")."""
 
 import torch
 

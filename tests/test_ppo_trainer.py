@@ -9,14 +9,21 @@ from oversight.models.policy import PolicyConfig, build_model
 from oversight.models.tokenizer import char_tokenizer, encode
 
 
-def make_trainer(**ppo):
+def make_trainer(max_new_tokens: int = 6, **ppo):
     torch.manual_seed(0)
     tok = char_tokenizer()
     base = build_model(PolicyConfig(n_embd=32, n_layer=1), tok)
     policy = PolicyWithValue(copy.deepcopy(base))
     cfg = PPOConfig(batch_size=32, minibatch_size=8, **ppo)
     trainer = PPOTrainer(
-        policy, base, cfg, tok.eos_token_id, tok.pad_token_id, 1.0, 6, torch.device("cpu")
+        policy,
+        base,
+        cfg,
+        tok.eos_token_id,
+        tok.pad_token_id,
+        1.0,
+        max_new_tokens,
+        torch.device("cpu"),
     )
     ids, mask = encode(tok, ["1+2=?\n", "3*4-5=? I think it is 7.\n"] * 16)
     return trainer, tok, ids, mask
@@ -46,15 +53,21 @@ def test_value_head_starts_at_zero_and_ratio_is_one_on_first_minibatch():
 
 
 def test_rollout_masks_after_eos_and_left_pads_prompts():
-    trainer, tok, ids, mask = make_trainer()
+    # Long enough that an untrained model (EOS about 1 token in 40) ends some rows and not others.
+    trainer, tok, ids, mask = make_trainer(max_new_tokens=40)
     assert mask[0, 0] == 0 and mask[0, -1] == 1  # the shorter prompt is left-padded
     ro = trainer.rollout(ids, mask, torch.Generator().manual_seed(1))
+    ended = 0
     for row, m in zip(ro.responses, ro.mask, strict=True):
         eos = (row == tok.eos_token_id).nonzero()
         if len(eos):
+            ended += 1
             end = eos[0].item()
             assert m[: end + 1].all() and not m[end + 1 :].any()
             assert (row[end + 1 :] == tok.pad_token_id).all()
+        else:  # ran out of tokens: every one counts
+            assert m.all() and len(row) == 40
+    assert 0 < ended < len(ro.responses)  # both kinds of row were checked
 
 
 def test_ppo_increases_a_simple_reward():

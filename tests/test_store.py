@@ -1,14 +1,18 @@
 """Storage on SQLite and on the running PostgreSQL, through the same code."""
 
 import random
+import subprocess
+import sys
 
 import pytest
+from sqlalchemy import inspect
 
+from oversight import study
 from oversight.errors import ConfigError
 from oversight.judges import Comparison, Failure, Oracle
 from oversight.store import Store
 from protocols.base import JudgmentRecord
-from tests.helpers import correct_response
+from tests.helpers import correct_response, subprocess_env
 
 
 def exercise(store: Store, task) -> None:
@@ -61,3 +65,28 @@ def test_unreachable_database_is_one_clear_error():
         Store("postgresql+psycopg://nobody@127.0.0.1:1/none")
     with pytest.raises(ConfigError, match="cannot open store"):
         Store("sqlite:////nonexistent-dir/x/store.db")
+
+
+def test_the_study_brings_its_own_tables_to_a_shared_store(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.db"
+    engine = study.connect(url)
+    ours = {t.__tablename__ for t in study.TABLES}
+    assert set(inspect(engine).get_table_names()) == {"run"} | ours
+    store = Store(url)  # a training run on the same store adds its own, and keeps the study's
+    assert set(inspect(store.engine).get_table_names()) == {"run", "metric", "judgment"} | ours
+    engine.dispose()
+    store.engine.dispose()
+
+
+def test_the_store_and_simulated_judges_do_not_load_the_study():
+    code = (
+        "import sys\n"
+        "import oversight.judges, oversight.store\n"
+        "from oversight.judges import SimulatedRater\n"
+        "SimulatedRater(name='rater', competence=2)\n"
+        "assert not any(m.startswith('oversight.study') for m in sys.modules), sorted(sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr[-2000:]

@@ -1,12 +1,13 @@
-"""Sweeps: the presets compose, the launchers are wired, and a real tiny multirun runs jobs in
-parallel (joblib), shares one base model and one store, and is analysed end to end."""
+"""Sweeps: every preset composes and runs at the tiny size, the launchers are wired, and a real
+tiny multirun runs jobs in parallel (the fork launcher), shares one base model and one store, and
+is analysed end to end."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
-import os
+import re
 import subprocess
 import sys
 import time
@@ -18,9 +19,9 @@ from omegaconf import OmegaConf
 
 from oversight.experiment.config import register
 from oversight.store import Store
+from tests.helpers import ROOT, subprocess_env
 
-ROOT = Path(__file__).resolve().parents[1]
-PRESETS = ("judge_competence", "rater_pools", "overoptimization", "protocol_comparison")
+PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 register()
 
 
@@ -31,8 +32,8 @@ def composed(*overrides: str):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_compose_full_and_tiny(preset: str) -> None:
-    full = composed(f"+experiment={preset}")
-    tiny = composed(f"+experiment={preset}", "experiment/size=tiny")
+    full = composed(f"experiment={preset}")
+    tiny = composed(f"experiment={preset}", "experiment/size=tiny")
     for cfg in (full, tiny):
         params = cfg.hydra.sweeper.params
         assert "seed" in params and len(params) >= 2  # the preset's axis x seeds
@@ -41,26 +42,51 @@ def test_presets_compose_full_and_tiny(preset: str) -> None:
         assert "${hydra:sweep.dir}" in OmegaConf.to_container(cfg.store)["url"]  # one store
         assert cfg.hydra.sweep.dir.startswith(f"multirun/{preset}/")
     assert full.hydra.sweeper.params.seed == "range(5)"
-    assert (tiny.policy.sft_steps, tiny.ppo.steps, tiny.hydra.sweeper.params.seed) == (30, 3, "0,1")
-    assert full.policy.sft_steps == composed().policy.sft_steps  # full = the main config's model
+    assert (tiny.policy.sft_steps, tiny.ppo.steps, tiny.hydra.sweeper.params.seed) == (40, 2, "0,1")
+    assert full.policy == composed().policy  # full = the main config's model
+    assert tiny.protocol.n_comparisons < full.protocol.n_comparisons  # the protocol's own size
+
+
+def test_presets_are_found_by_glob() -> None:
+    assert {"judge_competence", "rater_pools", "overoptimization", "protocol_comparison"} <= set(
+        PRESETS
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_runs_at_the_tiny_size(preset: str, tmp_path: Path, cache_dir: Path) -> None:
+    """Each preset's whole tiny sweep (one seed), so that no preset can rot."""
+    sweep = tmp_path / "sweep"
+    res = train(
+        f"experiment={preset}",
+        "experiment/size=tiny",
+        "seed=0",
+        f"hydra.sweep.dir={sweep}",
+        f"policy.cache_dir={cache_dir}",
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    (n_jobs,) = map(int, re.findall(r"Forking (\d+) jobs", res.stderr + res.stdout))
+    assert n_jobs >= 2 and len(list(sweep.glob("*/summary.json"))) == n_jobs
 
 
 def test_preset_axes() -> None:
-    assert composed("+experiment=judge_competence").hydra.sweeper.params.competence == "1,2,3,4,5"
-    oo = composed("+experiment=overoptimization")
+    assert composed("experiment=judge_competence").hydra.sweeper.params.competence == "1,2,3,4,5"
+    oo = composed("experiment=overoptimization")
     assert oo.eval.every > 0 and "ppo.kl_coef" in oo.hydra.sweeper.params
-    pc = composed("+experiment=protocol_comparison").hydra.sweeper.params
+    pc = composed("experiment=protocol_comparison").hydra.sweeper.params
     assert (pc.protocol, pc.judge) == ("glob(*)", "oracle,simulated,pool")
-    pools = composed("+experiment=rater_pools").hydra.sweeper.params["experiment/pool"].split(",")
-    assert len(pools) >= 3
+    pools = composed("experiment=rater_pools").hydra.sweeper.params["judge/pool"].split(",")
+    assert set(pools) == {p.stem for p in (ROOT / "conf" / "judge" / "pool").glob("*.yaml")}
     names = set()
     for pool in pools:
-        judge = composed("+experiment=rater_pools", f"experiment/pool={pool}").judge
-        assert judge._target_ == "oversight.judges.RaterPool" and judge.members
+        judge = composed("experiment=rater_pools", f"judge/pool={pool}").judge
+        assert judge._target_ == "oversight.judges.pool.RaterPool" and judge.members
         names.add(judge.name)
     assert len(names) == len(pools)  # the analysis labels settings by pool name
     # a user can still point a preset at PostgreSQL from the command line
-    assert composed("+experiment=judge_competence", "store=postgres").store.url.startswith(
+    assert composed("experiment=judge_competence", "store=postgres").store.url.startswith(
         "postgresql"
     )
 
@@ -75,16 +101,15 @@ def test_preset_axes() -> None:
 def test_cluster_launcher_configs_compose(launcher: str, plugin: str, field: str) -> None:
     if importlib.util.find_spec(f"hydra_plugins.{plugin}") is None:
         pytest.skip(f"{plugin} is not installed (pip install -e '.[cluster]')")
-    cfg = composed("+experiment=judge_competence", f"hydra/launcher={launcher}")
+    cfg = composed("experiment=judge_competence", f"hydra/launcher={launcher}")
     assert field in cfg.hydra.launcher
 
 
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "oversight.train", "-m", *args],
         cwd=cwd,
-        env=env,
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=600,
@@ -98,7 +123,7 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
     rest; the jobs that ran together built the base model once."""
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     res = train(
-        "+experiment=judge_competence",
+        "experiment=judge_competence",
         "experiment/size=tiny",
         "competence=1,3",
         "seed=0",
@@ -128,9 +153,9 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
 
     out = tmp_path / "analysis"
     ana = subprocess.run(
-        [sys.executable, "-m", "oversight.analyze", str(sweep), "--out", str(out)],
+        [sys.executable, "-m", "oversight.analysis", str(sweep), "--out", str(out)],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=subprocess_env(),
         capture_output=True,
         text=True,
         timeout=300,
@@ -154,7 +179,7 @@ def test_a_job_that_exits_is_a_failed_job_not_a_hung_sweep(tmp_path: Path) -> No
     fork launcher reports both jobs failed and the sweep ends (a process pool would wait forever
     for the results of workers that exited)."""
     res = train(
-        "+experiment=judge_competence",
+        "experiment=judge_competence",
         "experiment/size=tiny",
         "competence=1,3",
         "seed=0",
@@ -183,7 +208,7 @@ except Exception as e:
 
 def test_first_open_of_a_shared_store_by_concurrent_jobs(tmp_path: Path) -> None:
     url, go = f"sqlite:///{tmp_path / 'store.db'}", tmp_path / "go"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = subprocess_env()
     jobs = [
         subprocess.Popen(
             [sys.executable, "-c", OPEN_STORE, url, str(go)],

@@ -1,4 +1,9 @@
-"""Protocols never see ground truth (DESIGN.md §2): checked in the code and at run time."""
+"""Protocols and judges never see ground truth: checked in the code and at run time.
+
+Only three doors open the wall (`truth_access()`): a judge's metered `Verifier.check_step`, the
+evaluation harness, and a task's `attention_checks` (gold items with known answers for scoring
+human judges). The source scan below knows them and fails on any other.
+"""
 
 import ast
 import random
@@ -24,6 +29,16 @@ FORBIDDEN_NAMES = {
 }
 
 
+SOURCE = ("oversight", "protocols", "ui")
+"""the project's code (tests may read the truth to build answers; that code may not)"""
+HARNESS = "oversight/experiment/harness.py"
+DOORS = {
+    "oversight/tasks/base.py:Verifier.check_step",
+    "oversight/tasks/arithmetic.py:ArithmeticTask.attention_checks",
+}
+"""besides the harness, every place that may open the wall, as file:qualified name"""
+
+
 def names_used(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     found = set()
@@ -38,11 +53,91 @@ def names_used(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "protocols").glob("*.py")), ids=lambda p: p.name)
+def wall_openings(path: Path) -> set[str]:
+    """Where `path` calls `truth_access` (by any name it was imported as): qualified names of
+    the enclosing functions, "<module>" at the top level."""
+    tree = ast.parse(path.read_text())
+    aliases = {"truth_access"} | {
+        a.asname
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for a in node.names
+        if a.name == "truth_access" and a.asname
+    }
+    found: set[str] = set()
+
+    def visit(node: ast.AST, scope: list[str]) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            scope = [*scope, node.name]
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = (
+                f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+            )
+            if name in aliases:
+                found.add(".".join(scope) or "<module>")
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(tree, [])
+    return found
+
+
+def reads_a_truth_store(path: Path) -> bool:
+    """Whether `path` names `<anything>.truth` (a task's truth store) or a bare `truth.get`."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "truth":
+            return True
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "get"
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "truth"
+        ):
+            return True
+    return False
+
+
+def sources(*dirs: str) -> list[Path]:
+    return sorted(p for d in dirs for p in (ROOT / d).rglob("*.py"))
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_only_the_named_doors_open_the_wall():
+    opened = {f"{rel(p)}:{where}" for p in sources(*SOURCE) for where in wall_openings(p)}
+    harness = {o for o in opened if o.startswith(HARNESS + ":")}
+    assert harness, "the harness scores against the truth: the scan should see it"
+    assert opened - harness == DOORS
+
+
+def test_the_scan_sees_a_new_door(tmp_path):
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text(
+        "from oversight.tasks.base import truth_access as open_up\n"
+        "class J:\n"
+        "    def peek(self, task, p):\n"
+        "        with open_up():\n"
+        "            return task.truth.get(p.id)\n"
+    )
+    assert wall_openings(sneaky) == {"J.peek"} and reads_a_truth_store(sneaky)
+
+
+@pytest.mark.parametrize("path", sources("protocols"), ids=rel)
 def test_protocol_source_never_names_the_truth(path):
     used = names_used(path)
-    assert not used & FORBIDDEN_NAMES, f"{path.name} touches {used & FORBIDDEN_NAMES}"
+    assert not used & FORBIDDEN_NAMES, f"{rel(path)} touches {used & FORBIDDEN_NAMES}"
     assert "oversight.tasks.base" not in used
+
+
+@pytest.mark.parametrize("path", sources("oversight/judges"), ids=rel)
+def test_judges_reach_the_truth_only_through_their_verifier(path):
+    used = names_used(path)
+    opening = {"truth_access", "_TRUTH_OPEN", "TruthStore"}
+    assert not used & opening, f"{rel(path)} names {used & opening}"
+    assert not reads_a_truth_store(path), f"{rel(path)} reads a task's truth store"
 
 
 def test_public_problem_carries_no_answer():

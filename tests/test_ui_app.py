@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import Session, select
 from streamlit.testing.v1 import AppTest
 
-from oversight import human
-from oversight.human import Assignment, HumanVerdict, Item
-from tests.helpers import ROOT
+from oversight import study
+from oversight.study import Assignment, HumanVerdict, Item, admin
+from tests.helpers import ROOT, judge_id
 
 APP = str(ROOT / "ui" / "app.py")
 INJECTION = (
@@ -22,29 +22,29 @@ INJECTION = (
 def store(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path}/study.db"
     monkeypatch.setenv("OVERSIGHT_STORE_URL", url)
-    engine = human.connect(url)
+    engine = study.connect(url)
     yield engine
     engine.dispose()
 
 
-def post(engine, n: int = 3, study: str = "s", gold: int = 0, **settings) -> list[int]:
-    sid = human.ensure_study(engine, study, **settings)
+def post(engine, n: int = 3, name: str = "s", gold: int = 0, **settings) -> list[int]:
+    sid = study.ensure_study(engine, name, **settings)
     items = [
-        human.NewItem(
+        study.NewItem(
             key=f"k{i}",
             payload={"prompt": f"{i}+2=? I think it is 9.\n", "a": f"{i}+2={i + 2}.", "b": "9."},
         )
         for i in range(n)
     ]
     items += [
-        human.NewItem(
+        study.NewItem(
             key=f"g{i}",
             payload={"prompt": f"{i}*1=?\n", "a": f"{i}*1={i}.", "b": f"{i}*1=7."},
             gold_answer="a",
         )
         for i in range(gold)
     ]
-    return human.post_items(engine, sid, items)
+    return study.post_items(engine, sid, items)
 
 
 def signed_in(token: str) -> AppTest:
@@ -60,8 +60,8 @@ def current(engine, name: str) -> tuple[Assignment, Item]:
     with Session(engine) as s:
         a = s.exec(
             select(Assignment)
-            .join(human.JudgeAccount, human.JudgeAccount.id == Assignment.judge_id)
-            .where(human.JudgeAccount.name == name, Assignment.status == "pending")
+            .join(study.JudgeAccount, study.JudgeAccount.id == Assignment.judge_id)
+            .where(study.JudgeAccount.name == name, Assignment.status == "pending")
         ).one()
         return a, s.get(Item, a.item_id)
 
@@ -79,7 +79,7 @@ def click_own(at: AppTest, a: Assignment, own: str) -> AppTest:
 
 def test_sign_in_with_good_and_bad_tokens(store):
     post(store)
-    token = human.issue_token(store, "alice")
+    token = study.issue_token(store, "alice")
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert at.title[0].value == "Judging"
     at.text_input(key="token-input").input("ovs_wrong").run()
@@ -101,7 +101,7 @@ def test_sign_in_with_good_and_bad_tokens(store):
 
 def test_answering_stores_the_verdict_with_time_and_confidence(store):
     post(store, n=2)
-    at = signed_in(human.issue_token(store, "alice"))
+    at = signed_in(study.issue_token(store, "alice"))
     a, item = current(store, "alice")
     shown = item.payload["b" if a.swapped else "a"]
     assert shown in texts(at) and item.payload["prompt"].removesuffix("\n") in texts(at)
@@ -120,7 +120,7 @@ def test_answering_stores_the_verdict_with_time_and_confidence(store):
 
 def test_skipping_moves_on_and_frees_the_item(store):
     (first, second) = post(store, n=2)
-    at = signed_in(human.issue_token(store, "alice"))
+    at = signed_in(study.issue_token(store, "alice"))
     a, _ = current(store, "alice")
     at.button(key=f"skip-{a.id}").click().run()
     with Session(store) as s:
@@ -131,15 +131,14 @@ def test_skipping_moves_on_and_frees_the_item(store):
     assert any("answered everything" in s.value for s in at.success)
     assert [m.value for m in at.metric if m.label == "Answered"] == ["1"]
     # the skipped item went back to the pool, for someone else
-    bob = human.authenticate(store, human.issue_token(store, "bob"))
     with Session(store) as s:
-        view = human.next_assignment(store, bob.judge_id)
+        view = study.next_assignment(store, judge_id(store, "bob"))
         assert s.get(Assignment, view.assignment_id).item_id == a.item_id
 
 
 def test_gold_items_look_like_any_other_and_are_scored(store):
     post(store, n=4, gold=2, gold_rate=1.0)
-    at = signed_in(human.issue_token(store, "alice"))
+    at = signed_in(study.issue_token(store, "alice"))
     results = []
     for _ in range(6):
         a, item = current(store, "alice")
@@ -151,17 +150,17 @@ def test_gold_items_look_like_any_other_and_are_scored(store):
         at = click_own(at, a, own)
         assert not at.exception
     assert results == [True, False]
-    (row,) = human.judge_stats(store)
+    (row,) = admin.judge_stats(store)
     assert row["gold_answered"] == 2 and row["gold_accuracy"] == 0.5 and row["answered"] == 6
 
 
 def test_admin_pages_show_progress_quality_agreement_and_export(store):
     post(store, n=4, gold=1, overlap=2, gold_rate=0.2)
     for name in ("alice", "bob"):
-        jid = human.authenticate(store, human.issue_token(store, name)).judge_id
-        while (v := human.next_assignment(store, jid)) is not None:
-            human.submit(store, jid, v.assignment_id, "A")
-    at = signed_in(human.issue_token(store, "researcher", admin=True))
+        jid = judge_id(store, name)
+        while (v := study.next_assignment(store, jid)) is not None:
+            study.submit(store, jid, v.assignment_id, "A")
+    at = signed_in(study.issue_token(store, "researcher", admin=True))
     assert at.title[0].value == "Study admin"
     assert [t.label for t in at.tabs] == ["Progress", "Judges", "Agreement", "Tokens", "Export"]
     metrics = {m.label: m.value for m in at.metric}
@@ -176,20 +175,20 @@ def test_admin_pages_show_progress_quality_agreement_and_export(store):
     assert list(agreement[1].value[["judge_a", "judge_b"]].iloc[0]) == ["alice", "bob"]
     export = at.tabs[4]
     assert [b.label for b in export.get("download_button")] == ["Download JSONL", "Download CSV"]
-    n = len(human.export_rows(store))
+    n = len(study.export_rows(store))
     assert n >= 8 and any(f"{n} verdicts" in m.value for m in export.markdown)
 
 
 def test_admin_issues_and_revokes_tokens(store):
     post(store)
-    judge_at = signed_in(human.issue_token(store, "alice"))
+    judge_at = signed_in(study.issue_token(store, "alice"))
     assert judge_at.subheader[0].value == "Compare two answers"
-    admin = signed_in(human.issue_token(store, "researcher", admin=True))
+    admin = signed_in(study.issue_token(store, "researcher", admin=True))
 
     admin.text_input(key="issue-name").input("carol")
     admin.button(key="issue-submit").click().run()
     (token,) = [c.value for c in admin.code]
-    assert token.startswith("ovs_") and human.authenticate(store, token).name == "carol"
+    assert token.startswith("ovs_") and study.authenticate(store, token).name == "carol"
     admin.button(key="hide-token").click().run()
     assert not admin.code
 
@@ -204,17 +203,17 @@ def test_admin_issues_and_revokes_tokens(store):
 
 
 def test_model_output_is_shown_literally(store):
-    sid = human.ensure_study(store, "s")
-    human.post_items(
+    sid = study.ensure_study(store, "s")
+    study.post_items(
         store,
         sid,
-        [human.NewItem(key="x", payload={"prompt": INJECTION, "a": INJECTION, "b": "plain"})],
+        [study.NewItem(key="x", payload={"prompt": INJECTION, "a": INJECTION, "b": "plain"})],
     )
-    human.post_items(
+    study.post_items(
         store,
         sid,
         [
-            human.NewItem(
+            study.NewItem(
                 key="y",
                 kind="critique_pairwise",
                 payload={
@@ -227,7 +226,7 @@ def test_model_output_is_shown_literally(store):
             )
         ],
     )
-    at = signed_in(human.issue_token(store, "alice"))
+    at = signed_in(study.issue_token(store, "alice"))
     for _ in range(2):
         a, item = current(store, "alice")
         # every untrusted string arrives as a plain-text element, character for character
@@ -242,7 +241,7 @@ def test_model_output_is_shown_literally(store):
 
 def test_time_limit_shows_a_countdown_and_late_verdicts_are_timeouts(store):
     post(store, n=2, time_limit_s=30)
-    at = signed_in(human.issue_token(store, "alice"))
+    at = signed_in(study.issue_token(store, "alice"))
     a, _ = current(store, "alice")
     assert any("s left for this item" in p.proto.text for p in at.get("progress"))
     with Session(store) as s:  # the judge went for coffee
@@ -259,9 +258,9 @@ def test_time_limit_shows_a_countdown_and_late_verdicts_are_timeouts(store):
 
 
 def test_unknown_item_kind_is_reported_and_skippable(store):
-    sid = human.ensure_study(store, "s")
-    human.post_items(store, sid, [human.NewItem(key="z", kind="hologram", payload={"x": 1})])
-    at = signed_in(human.issue_token(store, "alice"))
+    sid = study.ensure_study(store, "s")
+    study.post_items(store, sid, [study.NewItem(key="z", kind="hologram", payload={"x": 1})])
+    at = signed_in(study.issue_token(store, "alice"))
     assert "hologram" in at.error[0].value
     a, _ = current(store, "alice")
     at.button(key=f"skip-{a.id}").click().run()
@@ -274,17 +273,17 @@ def test_command_line_issues_revokes_and_exports(store, tmp_path, capsys):
     url = str(store.url)
     cli(["token", "alice", "--url", url])
     token = capsys.readouterr().out.strip()
-    ident = human.authenticate(store, token)
+    ident = study.authenticate(store, token)
     assert ident is not None and ident.name == "alice" and not ident.is_admin
     cli(["--url", url, "token", "root", "--admin"])
-    assert human.authenticate(store, capsys.readouterr().out.strip()).is_admin
+    assert study.authenticate(store, capsys.readouterr().out.strip()).is_admin
     post(store, n=1)
-    v = human.next_assignment(store, ident.judge_id)
-    human.submit(store, ident.judge_id, v.assignment_id, "A")
+    v = study.next_assignment(store, ident.judge_id)
+    study.submit(store, ident.judge_id, v.assignment_id, "A")
     cli(["export", str(tmp_path / "v.jsonl"), "--url", url])
     cli(["export", str(tmp_path / "v.csv"), "--url", url])
     assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 1
     assert (tmp_path / "v.csv").read_text().startswith("verdict_id,")
     cli(["revoke", "alice", "--url", url])
     assert "revoked 1 token(s) of alice" in capsys.readouterr().out
-    assert human.authenticate(store, token) is None
+    assert study.authenticate(store, token) is None

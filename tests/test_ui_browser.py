@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from oversight import human
-from oversight.human import Assignment, HumanVerdict
+from oversight import study
+from oversight.study import Assignment, HumanVerdict
 from oversight.tasks.arithmetic import render_response
 from oversight.tasks.base import truth_access
 from tests.helpers import ROOT
@@ -40,7 +40,7 @@ def free_port() -> int:
 def app_server(tmp_path):
     """`streamlit run ui/app.py` on a fresh store; yields (base URL, engine)."""
     url = f"sqlite:///{tmp_path}/study.db"
-    engine = human.connect(url)
+    engine = study.connect(url)
     port = free_port()
     env = os.environ | {"OVERSIGHT_STORE_URL": url}
     log = (tmp_path / "streamlit.log").open("w")
@@ -152,12 +152,12 @@ def test_judge_answers_in_a_real_browser(app_server, browser, task):
     with truth_access():  # the test builds a right and a wrong answer, as the harness would
         steps = list(task.truth.get(p.id).steps)
     wrong = steps[:-1] + [steps[-1][:-1] + str(p.belief)]
-    sid = human.ensure_study(engine, "browser-study", overlap=1)
-    human.post_items(
+    sid = study.ensure_study(engine, "browser-study", overlap=1)
+    study.post_items(
         engine,
         sid,
         [
-            human.NewItem(
+            study.NewItem(
                 key="arith",
                 payload={
                     "prompt": p.prompt,
@@ -165,13 +165,13 @@ def test_judge_answers_in_a_real_browser(app_server, browser, task):
                     "b": render_response(wrong),
                 },
             ),
-            human.NewItem(
+            study.NewItem(
                 key="inject", payload={"prompt": "Which is safer?", "a": INJECTION, "b": "ok"}
             ),
         ],
     )
-    token = human.issue_token(engine, "alice")
-    admin_token = human.issue_token(engine, "researcher", admin=True)
+    token = study.issue_token(engine, "alice")
+    admin_token = study.issue_token(engine, "researcher", admin=True)
 
     sign_in(browser, base, token, screenshot="sign_in.png")
     wait_for(browser, "//h3[contains(., 'Compare two answers')]")
@@ -202,10 +202,10 @@ def test_judge_answers_in_a_real_browser(app_server, browser, task):
     assert vs[1].choice == ("a" if second.swapped else "b")
     wait_for(browser, "//*[contains(., 'answered everything')]")
     # new work shows up by itself: training posts while judges wait
-    human.post_items(
+    study.post_items(
         engine,
         sid,
-        [human.NewItem(key="late", payload={"prompt": "1+1=?", "a": "1+1=2.", "b": "3."})],
+        [study.NewItem(key="late", payload={"prompt": "1+1=?", "a": "1+1=2.", "b": "3."})],
     )
     wait_for(browser, "//code[contains(., '1+1=?')]", timeout=30)
 

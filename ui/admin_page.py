@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
+
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from oversight import human
+from oversight import study
+from oversight.study import admin
 
 
-def _table(rows: list[dict], empty: str, **kw: object) -> None:
+def _table(rows: list[dict], empty: str, column_config: dict[str, Any] | None = None) -> None:
+    """Rows as a table (Streamlit takes a list of dicts as it is), or `empty` when none."""
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", **kw)  # type: ignore[arg-type]
+        st.dataframe(rows, hide_index=True, width="stretch", column_config=column_config)
     else:
         st.info(empty)
 
 
 def _progress(engine: Engine) -> None:
-    rows = human.study_progress(engine)
+    rows = admin.study_progress(engine)
     if not rows:
         st.info("No study yet. A training run with judge=human creates one when it posts items.")
         return
@@ -46,7 +49,7 @@ def _progress(engine: Engine) -> None:
 
 
 def _summary(engine: Engine) -> None:
-    stats = human.judge_stats(engine)
+    stats = admin.judge_stats(engine)
     gold = sum(r["gold_answered"] for r in stats)
     right = sum((r["gold_accuracy"] or 0) * r["gold_answered"] for r in stats)
     cols = st.columns(4)
@@ -62,7 +65,7 @@ def _judges(engine: Engine) -> None:
         "Median seconds: time on item, server-measured."
     )
     _table(
-        human.judge_stats(engine),
+        admin.judge_stats(engine),
         "No judges yet: issue tokens on the Tokens tab.",
         column_config={
             "gold_accuracy": st.column_config.NumberColumn("gold_accuracy", format="%.2f"),
@@ -72,7 +75,7 @@ def _judges(engine: Engine) -> None:
 
 
 def _agreement(engine: Engine) -> None:
-    rows = human.agreement(engine)
+    rows = admin.agreement(engine)
     studies = [{k: v for k, v in r.items() if k != "kind"} for r in rows if r["kind"] == "study"]
     pairs = [{k: v for k, v in r.items() if k != "kind"} for r in rows if r["kind"] == "pair"]
     st.markdown("**Per study** (items judged by two or more judges)")
@@ -81,16 +84,16 @@ def _agreement(engine: Engine) -> None:
     _table(pairs, "No two judges share enough items yet.")
 
 
-def _tokens(engine: Engine, ident: human.Identity) -> None:
+def _tokens(engine: Engine, ident: study.Identity) -> None:
     left, right = st.columns(2)
     with left, st.form("issue", clear_on_submit=True):
         st.markdown("**Issue a token**")
         name = st.text_input("Judge name", placeholder="e.g. judge-017", key="issue-name")
-        admin = st.checkbox("Administrator", key="issue-admin")
+        is_admin = st.checkbox("Administrator", key="issue-admin")
         go = st.form_submit_button("Issue token", type="primary", key="issue-submit")
     if go:
         try:
-            st.session_state["issued"] = (name.strip(), human.issue_token(engine, name, admin))
+            st.session_state["issued"] = (name.strip(), study.issue_token(engine, name, is_admin))
         except ValueError as e:
             left.error(str(e))
     issued = st.session_state.get("issued")
@@ -104,36 +107,36 @@ def _tokens(engine: Engine, ident: human.Identity) -> None:
                 st.rerun()
     with right, st.form("revoke"):
         st.markdown("**Revoke a judge's tokens**")
-        active = [r["judge"] for r in human.accounts(engine) if r["active_tokens"]]
+        active = [r["judge"] for r in study.accounts(engine) if r["active_tokens"]]
         who = st.selectbox(
             "Judge", active, index=None, placeholder="choose a judge", key="revoke-who"
         )
         go = st.form_submit_button("Revoke", disabled=not active, key="revoke-submit")
     if go and who:
-        n = human.revoke(engine, who)
+        n = study.revoke(engine, who)
         st.session_state["revoked"] = f"Revoked {n} token(s) of {who}."
         st.rerun()
     if msg := st.session_state.pop("revoked", None):
         right.success(msg)
         if msg.endswith(f" of {ident.name}."):
             right.warning("That was your own token: you will be signed out.")
-    _table(human.accounts(engine), "No judges yet.")
+    _table(study.accounts(engine), "No judges yet.")
 
 
 def _export(engine: Engine) -> None:
-    rows = human.export_rows(engine)
+    rows = study.export_rows(engine)
     st.write(f"{len(rows)} verdicts, with items, judges and timing.")
     left, right = st.columns(2)
     left.download_button(
         "Download JSONL",
-        human.to_jsonl(rows),
+        study.to_jsonl(rows),
         file_name="verdicts.jsonl",
         mime="application/jsonl",
         key="export-jsonl",
     )
     right.download_button(
         "Download CSV",
-        human.to_csv(rows),
+        study.to_csv(rows),
         file_name="verdicts.csv",
         mime="text/csv",
         key="export-csv",
@@ -142,7 +145,7 @@ def _export(engine: Engine) -> None:
     )
 
 
-def render(engine: Engine, ident: human.Identity) -> None:
+def render(engine: Engine, ident: study.Identity) -> None:
     st.title("Study admin")
     st.caption("Store: " + engine.url.render_as_string(hide_password=True))
     _summary(engine)

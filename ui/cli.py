@@ -16,17 +16,18 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
+
+from oversight import study
+from oversight.errors import ConfigError
 from ui.main import DEFAULT_URL
 
 APP = Path(__file__).resolve().parent / "app.py"
 
 
-def _engine(url: str):  # noqa: ANN202
-    from oversight import human
-    from oversight.errors import ConfigError
-
+def _engine(url: str) -> Engine:
     try:
-        return human.connect(url)
+        return study.connect(url)
     except ConfigError as e:
         sys.exit(f"error: {e}")
 
@@ -54,15 +55,13 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     args.url = getattr(args, "url", None) or os.environ.get("OVERSIGHT_STORE_URL", DEFAULT_URL)
 
-    from oversight import human
-
     if args.cmd == "token":
-        print(human.issue_token(_engine(args.url), args.name, admin=args.admin))
+        print(study.issue_token(_engine(args.url), args.name, admin=args.admin))
     elif args.cmd == "revoke":
-        print(f"revoked {human.revoke(_engine(args.url), args.name)} token(s) of {args.name}")
+        print(f"revoked {study.revoke(_engine(args.url), args.name)} token(s) of {args.name}")
     elif args.cmd == "export":
-        rows = human.export_rows(_engine(args.url))
-        text = human.to_csv(rows) if args.file.suffix == ".csv" else human.to_jsonl(rows)
+        rows = study.export_rows(_engine(args.url))
+        text = study.to_csv(rows) if args.file.suffix == ".csv" else study.to_jsonl(rows)
         args.file.write_text(text)
         print(f"wrote {len(rows)} verdicts to {args.file}")
     else:

@@ -11,7 +11,7 @@ import time
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from oversight import human
+from oversight import study
 from ui.renderers import renderer_for
 
 
@@ -25,8 +25,8 @@ def _show_flash() -> None:
         st.toast(msg)
 
 
-def _header(engine: Engine, ident: human.Identity, current: bool) -> None:
-    p = human.progress(engine, ident.judge_id)
+def _header(engine: Engine, ident: study.Identity, current: bool) -> None:
+    p = study.progress(engine, ident.judge_id)
     left_n = p.waiting + current  # the item on screen counts as still to do
     done = p.answered / (p.answered + left_n) if p.answered + left_n else 1.0
     left, mid, right = st.columns([3, 1, 1])
@@ -37,30 +37,30 @@ def _header(engine: Engine, ident: human.Identity, current: bool) -> None:
 
 
 @st.fragment(run_every=1.0)
-def _countdown(engine: Engine, ident: human.Identity, item: human.ItemView) -> None:
+def _countdown(engine: Engine, ident: study.Identity, item: study.ItemView) -> None:
     assert item.deadline is not None and item.time_limit_s
     left = item.deadline - time.time()
     if left <= 0:
         try:
-            human.submit(engine, ident.judge_id, item.assignment_id, None)
+            study.submit(engine, ident.judge_id, item.assignment_id, None)
             _flash("Time is up: that item was recorded as undecided.")
-        except human.AssignmentGone:
+        except study.AssignmentGone:
             pass
         st.rerun(scope="app")
     st.progress(min(1.0, left / item.time_limit_s), text=f"⏱ {left:.0f} s left for this item")
 
 
 @st.fragment(run_every=5.0)
-def _idle(engine: Engine, ident: human.Identity) -> None:
+def _idle(engine: Engine, ident: study.Identity) -> None:
     """With an empty queue, look for new work every few seconds (training posts in batches)."""
-    if human.progress(engine, ident.judge_id).waiting > 0:
+    if study.progress(engine, ident.judge_id).waiting > 0:
         st.rerun(scope="app")
     st.write("New items may arrive while the study runs; this page checks by itself.")
 
 
-def render(engine: Engine, ident: human.Identity) -> None:
+def render(engine: Engine, ident: study.Identity) -> None:
     _show_flash()
-    item = human.next_assignment(engine, ident.judge_id)
+    item = study.next_assignment(engine, ident.judge_id)
     _header(engine, ident, current=item is not None)
     if item is None:
         st.success("You have answered everything that is waiting for you. Thank you!")
@@ -82,11 +82,11 @@ def render(engine: Engine, ident: human.Identity) -> None:
     st.caption("Keys: **A** or **B** to choose, **S** to skip.")
     try:
         if skipped:
-            human.skip(engine, ident.judge_id, item.assignment_id)
+            study.skip(engine, ident.judge_id, item.assignment_id)
             _flash("Skipped.")
             st.rerun()
         if response is not None:
-            rec = human.submit(
+            rec = study.submit(
                 engine, ident.judge_id, item.assignment_id, response.choice, response.confidence
             )
             _flash(
@@ -95,6 +95,6 @@ def render(engine: Engine, ident: human.Identity) -> None:
                 else f"Saved ({rec.seconds:.0f} s)."
             )
             st.rerun()
-    except human.AssignmentGone as e:
+    except study.AssignmentGone as e:
         _flash(f"That item was no longer yours ({e}); here is the next one.")
         st.rerun()

@@ -11,7 +11,8 @@ import os
 import streamlit as st
 from sqlalchemy.engine import Engine
 
-from oversight import human
+from oversight import study
+from ui import admin_page, judge_page
 
 DEFAULT_URL = "sqlite:///study.db"
 STYLE = """
@@ -39,14 +40,14 @@ def store_url() -> str:
 
 @st.cache_resource(show_spinner=False)
 def get_engine(url: str) -> Engine:
-    return human.connect(url)
+    return study.connect(url)
 
 
-def current_identity(engine: Engine) -> human.Identity | None:
+def current_identity(engine: Engine) -> study.Identity | None:
     token = st.session_state.get("token")
     if not token:
         return None
-    ident = human.authenticate(engine, token)
+    ident = study.authenticate(engine, token)
     if ident is None:
         del st.session_state["token"]
         st.session_state["signed_out_reason"] = (
@@ -72,7 +73,7 @@ def sign_in(engine: Engine) -> None:
                 "Sign in", type="primary", width="stretch", key="sign-in-submit"
             )
         if go:
-            if human.authenticate(engine, token) is None:
+            if study.authenticate(engine, token) is None:
                 st.error(
                     "That token is not valid. Check for a missing character, or ask for a new one."
                 )
@@ -98,10 +99,6 @@ def main() -> None:
             del st.session_state["token"]
             st.rerun()
     if ident.is_admin:
-        from ui.admin_page import render as admin_page
-
-        admin_page(engine, ident)
+        admin_page.render(engine, ident)
     else:
-        from ui.judge_page import render as judge_page
-
-        judge_page(engine, ident)
+        judge_page.render(engine, ident)

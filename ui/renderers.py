@@ -18,7 +18,7 @@ from typing import Protocol
 
 import streamlit as st
 
-from oversight.human import CONFIDENCE_LEVELS, ItemView
+from oversight.study import CONFIDENCE_LEVELS, ItemView
 
 
 @dataclass(frozen=True)

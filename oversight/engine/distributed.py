@@ -3,8 +3,8 @@
 Each rank samples its own prompts and rollouts, and every minibatch's gradients are averaged over
 ranks before the optimiser step (DDP's semantics), so the policies stay identical. The averaging
 is done here rather than by wrapping the model in `DistributedDataParallel` because the fast path
-(`oversight.fastlm`) calls the model's weights directly, not its `forward`, which DDP hooks.
-Only rank 0 writes outputs and the store (`oversight.experiment`).
+(`oversight.engine.fastlm`) calls the model's weights directly, not its `forward`, which DDP hooks.
+Only rank 0 writes outputs and the store (`oversight.experiment.run`).
 
     accelerate launch --config_file conf/accelerate/multi_gpu.yaml -m oversight.train ...
 """

@@ -7,7 +7,7 @@ computes outputs nobody reads, and every decoding step builds 4-D masks and cach
 Here:
 
 - the linear layers see only real tokens, packed into one [N, d] matrix;
-- attention reads the packed tokens in place on a CPU (`oversight.kernels`); elsewhere it runs
+- attention reads the packed tokens in place on a CPU (`oversight.engine.kernels`); elsewhere it runs
   SDPA on rows sorted by length into groups, each row moved to the left of its group's
   [B_g, L_g] block, under the kernel's mask-free causal path;
 - the last layer computes queries, attention and MLP only for the tokens whose output is read
@@ -398,7 +398,7 @@ def generate(
     pad_id: int,
     generator: torch.Generator | None = None,
 ) -> Sampled:
-    """`oversight.policy.generate` on the packed forward: the same draws, the same [B, T].
+    """`oversight.engine.sampling.generate` on the packed forward: the same draws, the same [B, T].
 
     The cache keeps prompts right-aligned (as the left-padded batch), so every decoding step
     writes one column for all rows; a finished row drops out of the cache on a CPU.

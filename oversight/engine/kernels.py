@@ -16,12 +16,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import os
 import platform
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from oversight.cache import cache_root
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "csrc" / "attention.cpp"
@@ -48,8 +49,7 @@ def _ext() -> bool:
     key = hashlib.sha256(
         "\0".join([SOURCE.read_text(), *CFLAGS, _cpu_id(), torch.__version__]).encode()
     ).hexdigest()[:16]
-    root = os.environ.get("OVERSIGHT_CACHE", "~/.cache/oversight")
-    build = Path(root).expanduser() / "kernels" / key
+    build = cache_root() / "kernels" / key
     build.mkdir(parents=True, exist_ok=True)
     try:
         load(

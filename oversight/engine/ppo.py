@@ -1,4 +1,4 @@
-"""The shared PPO core (DESIGN.md §7). Every protocol's signal ends up here.
+"""The shared PPO core (docs/design.md, "The PPO core"). Every protocol's signal ends up here.
 
 Checklist followed (Ziegler et al. 2019; Huang et al. 2024, "The N+ implementation details of
 RLHF with PPO"): the protocol's score is paid at the final response token, plus a per-token KL
@@ -8,11 +8,11 @@ whitened over response tokens only; clipped policy and value losses; dropout off
 adaptive KL controller; and the ratio is 1 on the first minibatch (tests check it).
 
 The math is small pure functions at the top; `PPOTrainer` below only wires them together. Its
-passes run on the packed fast path of `oversight.fastlm` for Llama models (the same results to
+passes run on the packed fast path of `oversight.engine.fastlm` for Llama models (the same results to
 float rounding; `tests/test_ppo_determinism.py`), else through the model's own forward; there, in
 fp32, the sampler's own final hidden states give the old log-probabilities and values, so no pass
 recomputes them; on CUDA in bf16 autocast with no host sync per token or minibatch statistic;
-under a multi-process launcher, gradients are averaged over ranks (`oversight.distributed`).
+under a multi-process launcher, gradients are averaged over ranks (`oversight.engine.distributed`).
 Speed: README, "Performance".
 """
 
@@ -36,6 +36,7 @@ class PPOConfig:
     batch_size: int = 64
     """responses sampled per iteration"""
     minibatch_size: int = 16
+    """responses per optimiser step"""
     epochs: int = 4
     """optimisation passes over each rollout batch"""
     lr: float = 2e-5
@@ -43,19 +44,27 @@ class PPOConfig:
     clip_range: float = 0.2
     """policy ratio clipping"""
     clip_range_value: float = 0.2
+    """value-prediction clipping around the rollout's values"""
     vf_coef: float = 0.1
+    """weight of the value loss"""
     gamma: float = 1.0
+    """discount over response tokens"""
     lam: float = 0.95
+    """GAE's lambda"""
     kl_coef: float = 0.05
     """initial coefficient of the per-token KL penalty to the reference model"""
     adaptive_kl: bool = False
     """Ziegler et al.'s proportional controller towards `target_kl`"""
     target_kl: float = 6.0
+    """KL (nats per response) the adaptive controller steers to"""
     kl_horizon: int = 10000
+    """the adaptive controller's horizon in samples"""
     whiten_rewards: bool = False
+    """whiten the per-token rewards over the batch before GAE"""
     missing_eos_penalty: float | None = -1.0
     """score added to responses that hit max_new_tokens without EOS; None disables it"""
     max_grad_norm: float = 1.0
+    """gradient clipping norm"""
     compile: bool = False
     """torch.compile the packed forward (fast path only): on 2 CPU cores ~20% off a training
     minibatch after a one-off compile of ~40 s (~7 s from inductor's on-disk cache); untested on

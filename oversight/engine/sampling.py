@@ -32,7 +32,7 @@ def generate(
     """Sample responses with a KV cache. Returns [B, T] ids; after a row's EOS, PAD follows.
 
     T is the step at which every row has finished (at most `max_new_tokens`). Llama models take
-    the packed fast path of `oversight.fastlm` (the same draws); others their own `forward`.
+    the packed fast path of `oversight.engine.fastlm` (the same draws); others their own `forward`.
     """
     if fastlm.supports(model):
         return fastlm.generate(

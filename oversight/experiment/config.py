@@ -1,8 +1,19 @@
-"""Typed schema for the Hydra config. Group files in `conf/` fill it; a typo'd key or a wrong
-type fails at start-up with Hydra's one-line message instead of deep inside a run."""
+"""The typed Hydra config. Every default is defined once, in the code: the dataclasses below and
+the signatures of the classes that config files name by `_target_` (judges, protocols). The YAML
+files in `conf/` only select and override.
+
+`register()` puts one structured config per part into Hydra's ConfigStore under `schema/…`
+(derived from the part's signature by `schema_of`), and each YAML file extends its part's schema
+(`defaults: [/schema/judge/simulated@_here_, _self_]`). So every key a part takes can be set from
+the command line (`judge.length_bias=1.0`), and a typo'd key or a wrong type fails at start-up
+with Hydra's one-line message instead of deep inside a run.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +21,11 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from oversight.engine.ppo import PPOConfig
+from oversight.judges import Oracle, RaterPool, SimulatedRater
+from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSettings
 from oversight.models.policy import PolicyConfig
+from oversight.tasks import ArithmeticConfig
+from protocols.rlhf import RLHF
 
 
 @dataclass
@@ -32,20 +47,98 @@ class StoreConfig:
 @dataclass
 class Config:
     task: Any = MISSING
+    """the task family and its knobs (conf/task/)"""
     judge: Any = MISSING
+    """who labels: oracle, simulated rater, rater pool, humans (conf/judge/)"""
     protocol: Any = MISSING
+    """how outputs become training signal (conf/protocol/)"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """the policy's architecture, base-model SFT and sampling"""
     ppo: PPOConfig = field(default_factory=PPOConfig)
+    """the shared PPO core"""
     store: StoreConfig = field(default_factory=StoreConfig)
+    """where runs, metrics and judgments go (conf/store/)"""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """the evaluation harness"""
     seed: int = 0
+    """the run's seed: PPO's problems, samples and the judges' draws (not the base model)"""
     competence: int = 2
     """steps a judge can check per answer; also splits evaluation into within / beyond"""
     device: str = "auto"
     """auto picks CUDA (bf16) when present, else CPU"""
     threads: int = 0
-    """CPU threads for torch (0: torch's default)"""
+    """torch CPU threads; 0: auto, one thread for small from-scratch policies during PPO
+    (`oversight.engine.ppo.cpu_threads`) and torch's default otherwise"""
+
+
+_PLAIN = (int, float, bool, str)
+
+
+def _typed(hint: Any) -> bool:
+    """Plain values and settings dataclasses; a part (a Judge: an ABC) is built by `_target_`."""
+    return hint in _PLAIN or (dataclasses.is_dataclass(hint) and not inspect.isabstract(hint))
+
+
+def _field_type(hint: Any) -> Any:
+    """The annotation OmegaConf can check, or Any for what it cannot type (a Judge, a list)."""
+    if _typed(hint):
+        return hint
+    args = typing.get_args(hint)
+    if len(args) == 2 and type(None) in args:  # X | None
+        (inner,) = (a for a in args if a is not type(None))
+        if _typed(inner):
+            return inner | None
+    return Any
+
+
+_SCHEMAS: dict[type, type] = {}
+
+
+def schema_of(target: type, path: str | None = None) -> type:
+    """A structured config for `target`: `_target_` plus its keyword arguments, with their types
+    and defaults read off its signature (a required argument is MISSING). `path`, when given, is
+    the class to build instead, whose settings `target` holds. A subclass's schema subclasses its
+    parent's, as the classes do."""
+    if target in _SCHEMAS:
+        return _SCHEMAS[target]
+    # a dataclass's annotations resolve in the modules that declare them, base classes included
+    hints = typing.get_type_hints(target if dataclasses.is_dataclass(target) else target.__init__)
+    factories = {
+        f.name: f.default_factory
+        for f in (dataclasses.fields(target) if dataclasses.is_dataclass(target) else ())
+        if f.default_factory is not dataclasses.MISSING
+    }
+    fields: list[tuple[str, Any, Any]] = [
+        ("_target_", str, field(default=path or f"{target.__module__}.{target.__qualname__}"))
+    ]
+    for p in inspect.signature(target).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.name in factories:
+            default = field(default_factory=factories[p.name])
+        else:
+            default = field(default=MISSING if p.default is p.empty else p.default)
+        fields.append((p.name, _field_type(hints.get(p.name, Any)), default))
+    parents = tuple(_SCHEMAS[b] for b in target.__mro__[1:2] if b in _SCHEMAS)
+    schema = dataclasses.make_dataclass(f"{target.__name__}Schema", fields, bases=parents)
+    _SCHEMAS[target] = schema
+    return schema
 
 
 def register() -> None:
-    ConfigStore.instance().store(name="schema", node=Config)
+    """The main schema, and one schema per part for the YAML files in conf/ to extend."""
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config)
+    cs.store(group="schema/task", name="arithmetic", node=ArithmeticConfig)
+    human = "oversight.judges.human."  # its settings only: the study backend stays unloaded
+    parts = {
+        "judge/oracle": schema_of(Oracle),
+        "judge/simulated": schema_of(SimulatedRater),
+        "judge/pool": schema_of(RaterPool),
+        "judge/human": schema_of(HumanSettings, human + "HumanJudge"),
+        "judge/human_or_simulated": schema_of(HumanOrSimulatedSettings, human + "HumanOrSimulated"),
+        "protocol/rlhf": schema_of(RLHF),
+    }
+    for part, schema in parts.items():
+        group, name = part.split("/")
+        cs.store(group=f"schema/{group}", name=name, node=schema)

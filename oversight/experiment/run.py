@@ -1,4 +1,4 @@
-"""One experiment, end to end (DESIGN.md §3):
+"""One experiment, end to end (docs/design.md, "One PPO step"):
 
     task.sample -> policy rollout -> protocol.signal -> ppo.step -> harness (logged only) -> store
 
@@ -142,14 +142,15 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     # ---- parts, all from config ----
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    task = build_task(task_cfg)  # type: ignore[arg-type]
+    assert isinstance(task_cfg, dict)
+    task = build_task(task_cfg)
     policy_cfg = PolicyConfig(**cfg.policy)
     ppo_cfg = PPOConfig(**cfg.ppo)
     eval_cfg = EvalConfig(**cfg.eval)
     judge = build_judge(cfg, task)
     protocol: Protocol = build(cfg.protocol, "protocol")
     store = Store(cfg.store.url if distributed.is_main() else "sqlite://")
-    base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device)  # type: ignore[arg-type]
+    base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device)
     if device.type == "cpu" and not cfg.threads:
         # Auto: the base model's SFT (batched, once) gains from every core; PPO on a small
         # policy runs faster on one thread (see cpu_threads).
@@ -157,7 +158,7 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     run_id = store.start_run(
         str(output_dir.name), protocol.name, judge.name, cfg.seed, resolved, str(output_dir)
-    )  # type: ignore[arg-type]
+    )
     try:
         summary = _train(
             _Run(cfg, resolved, task, base, tok, base_meta, judge, protocol, store, run_id),

@@ -47,10 +47,11 @@ Outcome = Verdict | Failure
 
 @dataclass
 class Cost:
+    """What a judge has spent so far: decided comparisons, verifier checks, judge-seconds."""
+
     labels: int = 0
     checks: int = 0
     seconds: float = 0.0
-    tokens: int = 0
 
     def as_dict(self) -> dict[str, float]:
         per = max(self.labels, 1)
@@ -58,7 +59,6 @@ class Cost:
             "labels": self.labels,
             "checks": self.checks,
             "seconds": self.seconds,
-            "tokens": self.tokens,
             "checks_per_label": self.checks / per,
         }
 
@@ -66,6 +66,7 @@ class Cost:
 @dataclass
 class Judge(ABC):
     name: str
+    """who this judge is in every verdict and in the store (a pool names its member instead)"""
     cost: Cost = field(default_factory=Cost, init=False)
 
     def attach(self, task: Task) -> None:

@@ -5,6 +5,9 @@ then waits, with a progress bar, until every item has `overlap` verdicts or `tim
 A run stopped while it waits loses nothing: the items and the verdicts are in the database,
 and a restart (same config and seed, hence the same pairs) finds them instead of posting again.
 
+Attention-check (gold) items come from the task (`Task.attention_checks`), the one that may read
+answers; this judge never touches the truth.
+
 `HumanOrSimulated` is the same judge, except that after the timeout a simulated rater decides
 the items no human decided; each verdict names who gave it ("human:alice" or "simulated:rater").
 """
@@ -17,43 +20,26 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
-from oversight import human
 from oversight.judges.base import Comparison, Failure, Judge, Outcome, Verdict
+from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSettings
+from oversight.study import (
+    NewItem,
+    VerdictInfo,
+    close_items,
+    connect,
+    done_counts,
+    ensure_study,
+    item_key,
+    post_items,
+    verdicts_for,
+)
 from oversight.tasks import PublicProblem, Task
-from oversight.tasks.base import truth_access
 
 log = logging.getLogger("oversight")
-
-
-def gold_pairs(task: Task, n: int, seed: int = 0) -> list[tuple[PublicProblem, str, str]]:
-    """(problem, right answer, wrong answer) for attention checks a careful judge always passes.
-
-    This is harness-side code: it reads the truth to build items with known answers, which are
-    scored per judge and never reach a protocol.
-    """
-    from oversight.tasks.arithmetic import ArithmeticTask, render_response, solve
-
-    if n <= 0:
-        return []
-    if not isinstance(task, ArithmeticTask):
-        log.warning("no gold items for task %s: gold pairs are built for arithmetic", task.name)
-        return []
-    rng = random.Random(f"gold-{seed}")
-    # Short problems, wrong at the very first step: checkable at a glance by an attentive judge.
-    easy = [p for p in task.sample(20 * n, seed=seed, split="gold") if p.difficulty <= 2][:n]
-    out = []
-    for p in easy:
-        with truth_access():
-            steps = list(task.truth.get(p.id).steps)
-        # A wrong first result, carried through: the stated answer is wrong too.
-        ops = [(s[1], int(s[2])) for s in steps]
-        wrong = (int(steps[0][-1]) + rng.randint(1, 9)) % 10
-        bad = [steps[0][:-1] + str(wrong), *solve(wrong, ops[1:])]
-        out.append((p, render_response(steps), render_response(bad)))
-    return out
 
 
 def _meta(p: PublicProblem) -> dict[str, object]:
@@ -61,28 +47,9 @@ def _meta(p: PublicProblem) -> dict[str, object]:
 
 
 @dataclass
-class HumanJudge(Judge):
-    url: str = "sqlite:///study.db"
-    """the store the UI reads; must outlive the run (PostgreSQL, or a fixed SQLite path)"""
-    study: str = "study"
-    """items are unique per study: a restart with the same study finds its items"""
-    overlap: int = 1
-    """judges per item"""
-    gold_rate: float = 0.1
-    """chance that a judge's next item is an attention check"""
-    n_gold: int = 20
-    """attention-check items posted with the study"""
-    time_limit_s: float | None = None
-    """per-item evaluation window in the UI; None: unlimited"""
-    timeout_s: float = 86400.0
-    """how long training waits for a batch's verdicts"""
-    poll_s: float = 2.0
-    """seconds between looks at the store while waiting"""
-    lease_s: float = 1800.0
-    """an item shown but unanswered this long goes back to the pool"""
-    instructions: str | None = None
-    seed: int = 0
-    """which gold items are drawn"""
+class HumanJudge(HumanSettings, Judge):
+    """People judge the pairs in the UI; the run waits for their verdicts (the fields: `HumanSettings`)."""
+
     _engine: Engine | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -94,14 +61,12 @@ class HumanJudge(Judge):
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = human.connect(self.url)
+            self._engine = connect(self.url)
         return self._engine
 
     def _warn_if_store_is_per_run(self) -> None:
         """The default SQLite store lives in the run's own directory: judges and restarts miss it."""
         try:
-            from hydra.core.hydra_config import HydraConfig
-
             run_dir = Path(HydraConfig.get().runtime.output_dir).resolve()
         except Exception:  # not under Hydra (tests, notebooks)
             return
@@ -117,7 +82,7 @@ class HumanJudge(Judge):
     def attach(self, task: Task) -> None:
         super().attach(task)
         self._warn_if_store_is_per_run()
-        self.study_id = human.ensure_study(
+        self.study_id = ensure_study(
             self.engine,
             self.study,
             overlap=self.overlap,
@@ -127,21 +92,21 @@ class HumanJudge(Judge):
             instructions=self.instructions,
         )
         gold = []
-        for p, right, wrong in gold_pairs(
-            task, self.n_gold if self.gold_rate > 0 else 0, self.seed
+        for p, right, wrong in task.attention_checks(
+            self.n_gold if self.gold_rate > 0 else 0, self.seed
         ):
             flip = random.Random(f"gold-order-{p.id}").random() < 0.5
             a, b = (wrong, right) if flip else (right, wrong)
             gold.append(
-                human.NewItem(
-                    key="gold-" + human.item_key(p.id, p.prompt, a, b),
+                NewItem(
+                    key="gold-" + item_key(p.id, p.prompt, a, b),
                     payload={"prompt": p.prompt, "a": a, "b": b},
                     meta=_meta(p),
                     gold_answer="b" if flip else "a",
                 )
             )
         if gold:
-            human.post_items(self.engine, self.study_id, gold)
+            post_items(self.engine, self.study_id, gold)
 
     # ---- posting and waiting ----------------------------------------------------------------
 
@@ -157,13 +122,13 @@ class HumanJudge(Judge):
         for c, flip in zip(items, flips, strict=True):
             a, b = (c.b, c.a) if flip else (c.a, c.b)
             new.append(
-                human.NewItem(
-                    key=human.item_key("pairwise", c.problem.id, c.problem.prompt, a, b),
+                NewItem(
+                    key=item_key("pairwise", c.problem.id, c.problem.prompt, a, b),
                     payload={"prompt": c.problem.prompt, "a": a, "b": b},
                     meta=_meta(c.problem),
                 )
             )
-        return human.post_items(self.engine, self.study_id, new), flips
+        return post_items(self.engine, self.study_id, new), flips
 
     def wait(self, item_ids: list[int]) -> bool:
         """Block until every item has `overlap` verdicts (True) or the timeout passes (False)."""
@@ -172,7 +137,7 @@ class HumanJudge(Judge):
         deadline = time.monotonic() + self.timeout_s
 
         def received() -> int:
-            counts = human.done_counts(self.engine, unique)
+            counts = done_counts(self.engine, unique)
             return sum(min(counts.get(i, 0), self.overlap) for i in unique)
 
         got = received()
@@ -205,12 +170,13 @@ class HumanJudge(Judge):
                 raise
         return True
 
-    def _outcome(self, infos: list[human.VerdictInfo]) -> Outcome:
+    def _outcome(self, infos: list[VerdictInfo]) -> Outcome:
         decided = [v for v in infos if not v.timed_out]
         if not decided:
             why = "time limit ran out" if infos else f"no human verdict within {self.timeout_s:g} s"
             return Failure(f"timeout: {why}", f"human:{self.study}")
-        prob_a = sum(v.prob_a for v in decided) / len(decided)  # type: ignore[misc]
+        probs = [v.prob_a for v in decided if v.prob_a is not None]  # every decided one has it
+        prob_a = sum(probs) / len(probs)
         if prob_a != 0.5:
             prefers_a = prob_a > 0.5
         else:  # an even split: the majority of hard choices, else the first judge
@@ -228,7 +194,7 @@ class HumanJudge(Judge):
     def _collect(self, items: list[Comparison]) -> tuple[list[int], list[Outcome]]:
         ids, flips = self.post(items)
         complete = self.wait(ids)
-        got = human.verdicts_for(self.engine, ids)
+        got = verdicts_for(self.engine, ids)
         outcomes = []
         for i, flip in zip(ids, flips, strict=True):
             o = self._outcome(got.get(i, []))
@@ -245,7 +211,7 @@ class HumanJudge(Judge):
             )
             # Stop handing out items this run no longer waits for; a restart reopens them.
             short = [i for i in dict.fromkeys(ids) if len(got.get(i, [])) < self.overlap]
-            human.close_items(self.engine, short, self._resolution())
+            close_items(self.engine, short, self._resolution())
         return ids, outcomes
 
     def _resolution(self) -> str:
@@ -256,10 +222,8 @@ class HumanJudge(Judge):
 
 
 @dataclass
-class HumanOrSimulated(HumanJudge):
+class HumanOrSimulated(HumanOrSimulatedSettings, HumanJudge):
     """Humans first; after `timeout_s`, a simulated rater decides what they left undecided."""
-
-    fallback: Judge | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -1,4 +1,4 @@
-"""A weighted mix of raters. Who the raters are is an experimental variable (DESIGN.md §6)."""
+"""A weighted mix of raters. Who the raters are is an experimental variable (docs/design.md, "Judges")."""
 
 from __future__ import annotations
 
@@ -29,9 +29,8 @@ class RaterPool(Judge):
 
     def _judge(self, items: list[Comparison], rng: random.Random) -> list[Outcome]:
         who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(items))
-        out: list[Outcome | None] = [None] * len(items)
+        out: dict[int, Outcome] = {}
         for k, rater in enumerate(self.raters):
             idx = [i for i, w in enumerate(who) if w == k]
-            for i, o in zip(idx, rater._judge([items[i] for i in idx], rng), strict=True):
-                out[i] = o
-        return out  # type: ignore[return-value]
+            out |= zip(idx, rater._judge([items[i] for i in idx], rng), strict=True)
+        return [out[i] for i in range(len(items))]

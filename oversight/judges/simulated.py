@@ -1,4 +1,4 @@
-"""Simulated raters: a competence budget, surface biases and flip noise (DESIGN.md §6).
+"""Simulated raters: a competence budget, surface biases and flip noise (docs/design.md, "Judges").
 
 A rater reads each answer from the top and checks at most `competence` steps of it through its
 verifier ("how much can you check in a short evaluation window"). If the checks single out one

@@ -19,6 +19,7 @@ import torch
 from filelock import FileLock
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from oversight.cache import cache_root
 from oversight.errors import ConfigError
 from oversight.models.policy import PolicyConfig, build_model, load_pretrained
 from oversight.models.sft import sft
@@ -60,7 +61,7 @@ def base_model(
     """The base model for this config, from the cache or trained now (one builder per key)."""
     if policy.path is not None and not Path(policy.path).expanduser().is_dir():
         raise ConfigError(f"policy path {policy.path!r} does not exist or is not a directory")
-    root = Path(policy.cache_dir).expanduser() / "base"
+    root = cache_root(policy.cache_dir) / "base"
     root.mkdir(parents=True, exist_ok=True)
     key = base_key(policy, task_cfg)
     entry = root / key

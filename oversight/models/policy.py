@@ -26,8 +26,11 @@ class PolicyConfig:
     path: str | None = None
     """a local pretrained checkpoint to start from; None builds the transformer below from scratch"""
     n_layer: int = 2
+    """transformer blocks"""
     n_head: int = 8
+    """attention heads per block (8-wide heads at the default width)"""
     n_embd: int = 64
+    """hidden width"""
     n_positions: int = 128
     """maximum prompt + response length in tokens"""
     max_new_tokens: int = 72
@@ -37,11 +40,16 @@ class PolicyConfig:
     base_seed: int = 0
     """seed of the base model's SFT (not the run seed: seeds of a sweep share one base model)"""
     sft_examples: int = 30000
+    """(prompt, response) pairs drawn from the task's corpus for the base model's SFT"""
     sft_steps: int = 1500
+    """optimiser steps of the base model's SFT"""
     sft_batch_size: int = 32
+    """pairs per SFT step"""
     sft_lr: float = 2e-3
-    cache_dir: str = "~/.cache/oversight"
-    """where base models are cached, keyed by their config"""
+    """peak learning rate of the SFT's one-cycle schedule"""
+    cache_dir: str | None = None
+    """where base models are cached, keyed by their config; None: $OVERSIGHT_CACHE, else
+    ~/.cache/oversight"""
 
 
 def build_model(cfg: PolicyConfig, tok: PreTrainedTokenizerBase) -> PreTrainedModel:

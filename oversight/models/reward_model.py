@@ -33,8 +33,11 @@ READOUTS = ("tokens", "last")
 @dataclass
 class RewardModelConfig:
     epochs: int = 3
+    """passes over the labelled pairs"""
     batch_size: int = 32
+    """pairs per optimiser step"""
     lr: float = 3e-4
+    """AdamW learning rate"""
     soft_labels: bool = True
     """protocols train on the judge's soft verdict (probability) rather than its hard choice"""
     readout: str = "last"

@@ -2,8 +2,11 @@
 
 A task hands out `PublicProblem`s (prompt text and what the prompt itself shows) and keeps the
 answers in a `TruthStore`. The store refuses every read made outside a `truth_access()` block,
-and only two places open one: a judge's metered `Verifier` and the evaluation harness.
-`tests/test_truth_wall.py` checks both the runtime guard and that `protocols/` never names it.
+and only three doors open one: a judge's metered `Verifier.check_step`, the evaluation harness
+(`oversight/experiment/harness.py`), and a task's own `attention_checks`, which builds items
+with known answers for scoring human judges. `tests/test_truth_wall.py` checks the runtime
+guard, that no other code opens the wall, and that `protocols/` and `oversight/judges/` never
+name it.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Truth:
 
 @contextlib.contextmanager
 def truth_access() -> Iterator[None]:
-    """Open the wall for the enclosed block. Only `Verifier` and the harness may call this."""
+    """Open the wall for the enclosed block. Only the three doors named above may call this."""
     token = _TRUTH_OPEN.set(True)
     try:
         yield
@@ -84,6 +87,14 @@ class Task(TypingProtocol):
     def final_answer(self, response: str) -> int | None: ...
 
     def agrees_with_user(self, problem: PublicProblem, response: str) -> bool: ...
+
+    def attention_checks(self, n: int, seed: int) -> list[tuple[PublicProblem, str, str]]:
+        """Up to n (problem, right answer, wrong answer) that a careful judge always gets right.
+
+        One of the doors through the truth wall: it reads answers to build items whose right
+        answer is known, which score judges (gold items) and never reach a protocol.
+        """
+        ...
 
 
 class Verifier:

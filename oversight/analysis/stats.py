@@ -1,4 +1,4 @@
-"""The statistics behind `oversight.analyze`: small pure functions, each tested on known values.
+"""The statistics behind `oversight.analysis`: small pure functions, each tested on known values.
 
 - `bootstrap_ci`: mean over seeds with a percentile-bootstrap confidence interval.
 - `compare`: two-sided p-value of a two-sample test (Welch's t-test or Mann-Whitney U).
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Literal
 
 import numpy as np
@@ -160,3 +162,47 @@ def fit_gold_curve(d: Sequence[float], gain: Sequence[float]) -> CurveFit | None
         return None
     se = np.sqrt(np.clip(np.diag(cov), 0, None)) if np.all(np.isfinite(cov)) else [math.nan] * 2
     return CurveFit(float(alpha), float(beta), float(se[0]), float(se[1]), len(dd))
+
+
+# ---- agreement between raters (the human study) -------------------------------------------
+def cohen_kappa(x: Sequence[str], y: Sequence[str]) -> float | None:
+    """Cohen's kappa of two raters' labels on the same items; None where undefined."""
+    n = len(x)
+    if n == 0 or n != len(y):
+        return None
+    po = sum(a == b for a, b in zip(x, y, strict=True)) / n
+    cx, cy = Counter(x), Counter(y)
+    pe = sum(cx[c] * cy[c] for c in set(cx) | set(cy)) / (n * n)
+    return None if pe >= 1.0 else (po - pe) / (1.0 - pe)
+
+
+def fleiss_kappa(ratings: Sequence[Sequence[str]]) -> float | None:
+    """Fleiss' kappa over items each rated by two or more raters (counts may differ per item).
+
+    With a varying number of raters per item, each item's agreement is taken over its own
+    rater pairs and category shares over all ratings (the usual generalisation).
+    """
+    rows = [r for r in ratings if len(r) >= 2]
+    if not rows:
+        return None
+    p_items = []
+    totals: Counter[str] = Counter()
+    for r in rows:
+        c = Counter(r)
+        n = len(r)
+        totals.update(c)
+        p_items.append((sum(v * v for v in c.values()) - n) / (n * (n - 1)))
+    n_all = sum(totals.values())
+    pe = sum((v / n_all) ** 2 for v in totals.values())
+    po = sum(p_items) / len(p_items)
+    return None if pe >= 1.0 else (po - pe) / (1.0 - pe)
+
+
+def percent_agreement(ratings: Sequence[Sequence[str]]) -> float | None:
+    """Share of agreeing rater pairs, averaged over items with two or more ratings."""
+    per_item = []
+    for r in ratings:
+        pairs = list(combinations(r, 2))
+        if pairs:
+            per_item.append(sum(a == b for a, b in pairs) / len(pairs))
+    return sum(per_item) / len(per_item) if per_item else None

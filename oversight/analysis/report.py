@@ -1,0 +1,182 @@
+"""The whole analysis of a source (`analyze`) and its markdown report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from oversight.analysis.group import Family, choose_baselines, display_key, group
+from oversight.analysis.load import RunData, load_dir, load_store
+from oversight.analysis.plots import (
+    is_overopt,
+    overopt_fits,
+    plot_competence,
+    plot_curves,
+    plot_judge_cost,
+    plot_overopt,
+)
+from oversight.analysis.stats import (
+    TEST_NAMES,
+    Test,
+)
+from oversight.analysis.tables import Comparison, comparisons, fmt_number, write_csvs
+
+
+def analyze(
+    source: str,
+    out: Path,
+    baseline: Sequence[str] = (),
+    test: Test = "welch",
+    n_resamples: int = 10_000,
+) -> dict[str, Any]:
+    """Read every run of `source` (a folder or a store URL) and write the report into `out`.
+    Returns what it wrote (families, file names), for tests and callers."""
+    if "://" in source:
+        runs = load_store(source)
+    else:
+        root = Path(source)
+        if not root.is_dir():
+            raise FileNotFoundError(f"no such folder: {source}")
+        runs = load_dir(root, exclude=out)
+    out.mkdir(parents=True, exist_ok=True)
+    families = group(runs)
+    choose_baselines(families, baseline)
+    comps = [c for f in families for c in comparisons(f, test)]
+    write_csvs(out, families, comps, n_resamples)
+
+    plots: dict[str, list[str]] = {}
+    fits: dict[str, dict[str, Any]] = {}
+    for f in families:
+        names = plots.setdefault(f.name, [])
+        if not any(s.finished for s in f.settings):
+            continue
+        plot_curves(f, out / f"{f.slug}_curves.png")
+        names.append(f"{f.slug}_curves.png")
+        if "competence" in f.keys:
+            plot_competence(f, out / f"{f.slug}_competence.png", n_resamples)
+            names.append(f"{f.slug}_competence.png")
+        plot_judge_cost(f, out / f"{f.slug}_judge_cost.png", n_resamples)
+        names.append(f"{f.slug}_judge_cost.png")
+        if is_overopt(f):
+            fits[f.name] = overopt_fits(f)
+            plot_overopt(f, fits[f.name], out / f"{f.slug}_overoptimization.png")
+            names.append(f"{f.slug}_overoptimization.png")
+
+    report = _report(source, runs, families, comps, plots, fits, test, n_resamples)
+    (out / "report.md").write_text(report)
+    return {"runs": runs, "families": families, "comparisons": comps, "plots": plots, "fits": fits}
+
+
+def _report(
+    source: str,
+    runs: Sequence[RunData],
+    families: Sequence[Family],
+    comps: Sequence[Comparison],
+    plots: dict[str, list[str]],
+    fits: dict[str, dict[str, Any]],
+    test: Test,
+    n_resamples: int,
+) -> str:
+    n = {k: sum(r.status == k for r in runs) for k in ("finished", "failed", "unfinished")}
+    lines = [
+        "# Sweep analysis",
+        "",
+        f"Source: `{source}` — {len(runs)} runs: {n['finished']} finished, {n['failed']} failed, "
+        f"{n['unfinished']} unfinished.",
+        "",
+        "How to read it: each value is the mean over seeds of a run's final held-out metric, with "
+        f"a 95% percentile-bootstrap CI over seeds ({n_resamples} resamples; none with one seed). "
+        "*within* = problems with at most `competence` steps (a judge can check every step), "
+        "*beyond* = longer ones. Sycophancy = share of answers equal to the user's belief where "
+        f"that belief is wrong. Comparisons against the baseline use {TEST_NAMES[test]}, "
+        "Holm-corrected over every test of a family; p is n/a where a side has fewer than two "
+        "seeds or (Welch) no variance at all. Statistics use finished runs only.",
+        "",
+    ]
+    if not runs:
+        lines.append("No runs found.")
+    for f in families:
+        lines += [f"## {f.name}", ""]
+        lines.append(
+            f"Swept: {', '.join(f'`{display_key(k)}`' for k in f.keys) or '(one setting)'}. "
+            f"Baseline: **{f.baseline.label if f.baseline else '–'}**."
+        )
+        lines += ["", "### Final metrics (mean [95% CI])", ""]
+        cols = [
+            ("gold_accuracy_within", "gold within"),
+            ("gold_accuracy_beyond", "gold beyond"),
+            ("sycophancy_rate_within", "syco. within"),
+            ("sycophancy_rate_beyond", "syco. beyond"),
+            ("proxy_reward", "proxy reward"),
+        ]
+        cols2 = [
+            ("label_accuracy_within", "label acc. within"),
+            ("label_accuracy_beyond", "label acc. beyond"),
+            ("kl", "KL (nats)"),
+            ("checks_per_label", "checks / label"),
+        ]
+        for cs in (cols, cols2):
+            lines.append("| setting | seeds | " + " | ".join(c[1] for c in cs) + " |")
+            lines.append("|---|---|" + "---|" * len(cs))
+            for s in f.settings:
+                bad = len(s.runs) - len(s.finished)
+                seeds = f"{len(s.finished)}" + (f" (+{bad} not finished)" if bad else "")
+                vals = [s.ci(m, n_resamples).fmt() for m, _ in cs]
+                mark = " (baseline)" if s is f.baseline else ""
+                lines.append(f"| {s.label}{mark} | {seeds} | " + " | ".join(vals) + " |")
+            lines.append("")
+        fc = [c for c in comps if c.family == f.name]
+        if fc:
+            lines += [
+                f"### Against the baseline ({f.baseline.label if f.baseline else '–'})",
+                "",
+                "| setting | metric | Δ mean | p | p (Holm) | |",
+                "|---|---|---|---|---|---|",
+            ]
+            for c in fc:
+                sig = "**significant**" if c.p_holm < 0.05 else ""
+                p = fmt_number(c.p, 3) or "n/a"
+                ph = fmt_number(c.p_holm, 3) or "n/a"
+                diff = f"{c.diff:+.3f}" if c.diff is not None else "–"
+                lines.append(f"| {c.setting} | {c.metric} | {diff} | {p} | {ph} | {sig} |")
+            lines.append("")
+        if f.name in fits:
+            lines += [
+                "### Over-optimisation fit",
+                "",
+                "gold(d) − gold(0) = d (α − β log d), d = √KL (nats), fitted by least squares "
+                "(`scipy.optimize.curve_fit`) to every held-out evaluation of every seed; "
+                "d* = exp(α/β − 1) is where the fitted gold peaks.",
+                "",
+                "| setting | points | α ± s.e. | β ± s.e. | d* |",
+                "|---|---|---|---|---|",
+            ]
+            for label, (fit, pts) in fits[f.name].items():
+                if fit is None:
+                    lines.append(f"| {label} | {len(pts)} | too few points | | |")
+                    continue
+                peak = f"{fit.d_peak:.3g}" if fit.d_peak is not None else "none (β ≤ 0)"
+                lines.append(
+                    f"| {label} | {fit.n} | {fit.alpha:.4f} ± {fit.alpha_se:.4f} | "
+                    f"{fit.beta:.4f} ± {fit.beta_se:.4f} | {peak} |"
+                )
+            lines.append("")
+        if plots.get(f.name):
+            lines += ["### Plots", ""] + [f"![{p}]({p})" for p in plots[f.name]] + [""]
+    bad = [
+        (f, s, r) for f in families for s in f.settings for r in s.runs if r.status != "finished"
+    ]
+    lines += ["## Failed or unfinished runs", ""]
+    if not bad:
+        lines.append("None: every run finished.")
+    else:
+        lines += [
+            "| family | setting | seed | status | run | detail |",
+            "|---|---|---|---|---|---|",
+        ]
+        for f, s, r in bad:
+            lines.append(
+                f"| {f.name} | {s.label} | {r.seed} | {r.status} | `{r.source}` | {r.detail} |"
+            )
+    return "\n".join(lines) + "\n"
