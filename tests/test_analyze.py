@@ -13,7 +13,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from oversight.analysis.__main__ import main
+from oversight.analysis.command import main
 from oversight.analysis.group import swept_keys
 from oversight.analysis.report import analyze
 from oversight.analysis.stats import gold_curve

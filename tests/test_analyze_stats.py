@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from oversight.analysis.stats import bootstrap_ci, compare, fit_gold_curve, gold_curve, holm
+from oversight.analysis.stats import (
+    bootstrap_ci,
+    cohen_kappa,
+    compare,
+    fit_gold_curve,
+    fleiss_kappa,
+    gold_curve,
+    holm,
+    percent_agreement,
+)
 
 
 def exact_bootstrap_quantiles(x: list[float], q: tuple[float, float]) -> tuple[float, float]:
     """Percentiles of the mean over all n^n equally likely resamples (exact bootstrap)."""
     means = [float(np.mean(c)) for c in itertools.product(x, repeat=len(x))]
-    return tuple(np.quantile(means, q))  # type: ignore[return-value]
+    lo, hi = np.quantile(means, q)
+    return float(lo), float(hi)
 
 
 def test_bootstrap_ci_of_three_seeds_is_their_range() -> None:
@@ -68,7 +79,7 @@ def test_untestable_comparisons_are_nan() -> None:
     assert math.isnan(compare([1.0], [2.0, 3.0]))  # one seed
     assert math.isnan(compare([0.0, 0.0], [0.0, 0.0], "welch"))  # no variance anywhere
     with pytest.raises(ValueError):
-        compare([1, 2], [3, 4], "chi2")  # type: ignore[arg-type]
+        compare([1, 2], [3, 4], cast(Any, "chi2"))  # not a Test: rejected at run time
 
 
 def test_holm_known_values() -> None:
@@ -92,3 +103,54 @@ def test_gold_curve_fit_recovers_known_coefficients() -> None:
     assert noisy.beta_se > 0
     assert gold_curve(0.0, 1.0, 1.0) == 0.0  # d log d -> 0: no NaN at the base model
     assert fit_gold_curve([0.0, 1.0], [0.0, 0.1]) is None  # too few points
+
+
+def test_cohen_kappa_known_values() -> None:
+    assert cohen_kappa(list("abab"), list("abab")) == pytest.approx(1.0)  # perfect
+    # agreement exactly at chance: po = 1/2, pe = (2*2 + 2*2) / 16 = 1/2
+    assert cohen_kappa(list("aabb"), list("abab")) == pytest.approx(0.0)
+    # 50 items: yes/yes 20, yes/no 5, no/yes 10, no/no 15 -> po = 0.7,
+    # pe = 0.5 * 0.6 + 0.5 * 0.4 = 0.5, kappa = (0.7 - 0.5) / 0.5 = 0.4
+    x = ["y"] * 25 + ["n"] * 25
+    y = ["y"] * 20 + ["n"] * 5 + ["y"] * 10 + ["n"] * 15
+    assert cohen_kappa(x, y) == pytest.approx(0.4)
+    assert cohen_kappa([], []) is None
+    assert cohen_kappa(["a"], ["a", "b"]) is None  # not the same items
+    assert cohen_kappa(list("aaa"), list("aaa")) is None  # one label only: pe = 1
+
+
+def test_fleiss_kappa_known_values() -> None:
+    assert fleiss_kappa([["a", "a"], ["b", "b"]]) == pytest.approx(1.0)  # perfect
+    # every item split: po = 0, pe = 1/2 -> kappa = -1
+    assert fleiss_kappa([["a", "b"], ["a", "b"]]) == pytest.approx(-1.0)
+    # raters per item differ: p = (9 - 3) / 6 = 1 and 0, po = 1/2; shares 4/5, 1/5:
+    # pe = 0.68 -> kappa = (0.5 - 0.68) / 0.32; an item with one rating is left out
+    mixed = [["a", "a", "a"], ["a", "b"], ["c"]]
+    assert fleiss_kappa(mixed) == pytest.approx(-0.5625)
+    # Fleiss (1971) as on Wikipedia: 10 items, 14 raters, 5 categories -> 0.210
+    counts = [
+        [0, 0, 0, 0, 14],
+        [0, 2, 6, 4, 2],
+        [0, 0, 3, 5, 6],
+        [0, 3, 9, 2, 0],
+        [2, 2, 8, 1, 1],
+        [7, 7, 0, 0, 0],
+        [3, 2, 6, 3, 0],
+        [2, 5, 3, 2, 2],
+        [6, 5, 2, 1, 0],
+        [0, 2, 2, 3, 7],
+    ]
+    ratings = [[c for c, k in zip("12345", row, strict=True) for _ in range(k)] for row in counts]
+    assert fleiss_kappa(ratings) == pytest.approx(0.20993, abs=1e-5)
+    assert fleiss_kappa([]) is None
+    assert fleiss_kappa([["a"], ["b"]]) is None  # no item with two ratings
+    assert fleiss_kappa([["a", "a"], ["a", "a"]]) is None  # one label only: pe = 1
+
+
+def test_percent_agreement_known_values() -> None:
+    assert percent_agreement([["a", "a"], ["b", "b", "b"]]) == pytest.approx(1.0)
+    assert percent_agreement([["a", "b"], ["a", "b"]]) == pytest.approx(0.0)
+    # pairs (a,a) (a,b) (a,b): 1/3; (c,c): 1; the single rating has no pair -> mean 2/3
+    assert percent_agreement([["a", "a", "b"], ["x"], ["c", "c"]]) == pytest.approx(2 / 3)
+    assert percent_agreement([["a"]]) is None
+    assert percent_agreement([]) is None

@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from oversight.analysis.load import IGNORED, RunData, natural_order
-from oversight.analysis.stats import (
-    CI,
-    bootstrap_ci,
-)
+from oversight.analysis.stats import CI, bootstrap_ci
 
 
 def flatten(d: Any, prefix: str = "") -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 
 # final metric (a column of results.csv) -> its path in summary.json
 METRICS: dict[str, tuple[str, ...]] = {
@@ -85,7 +85,8 @@ def _plain(node: Any) -> Any:
         try:
             v = _plain(node[k])
         except Exception:  # unresolvable interpolation
-            v = str(node._get_node(k)._value())  # type: ignore[union-attr]
+            child = node._get_node(k)
+            v = str(child._value()) if isinstance(child, Node) else None
         if isinstance(out, dict):
             out[k] = v
         else:

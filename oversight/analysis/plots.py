@@ -14,11 +14,7 @@ from matplotlib.figure import Figure  # no pyplot: no global state, renders with
 
 from oversight.analysis.group import Family, Setting, display_key, show_value
 from oversight.analysis.load import OVEROPT_KEYS, RunData, lookup
-from oversight.analysis.stats import (
-    CurveFit,
-    fit_gold_curve,
-    gold_curve,
-)
+from oversight.analysis.stats import CurveFit, fit_gold_curve, gold_curve
 
 
 def _colors(n: int) -> list[Any]:
@@ -38,6 +34,13 @@ def _integer_x(ax: Any) -> None:
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _panels(axes: Any, xlabel: str, *panels: tuple[str, str]) -> None:
+    """Side-by-side panels: the same x label on each, its own (y label, title), a light grid."""
+    for ax, (ylabel, title) in zip(axes, panels, strict=True):
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
 
 
 def _held_out(run: RunData, key: str) -> list[tuple[int, float]]:
@@ -79,18 +82,13 @@ def plot_curves(f: Family, path: Path) -> None:
             x, m, e = _mean_curve(s.finished, key)
             ax.plot(x, m, "o-", color=c, ms=3, label=f"{s.label} (n={len(s.finished)})")
             ax.fill_between(x, m - e, m + e, color=c, alpha=0.15, lw=0)
-    axes[0].set(
-        xlabel="PPO step",
-        ylabel="held-out gold accuracy (fraction correct)",
-        title="Gold accuracy (truth, never trained on)",
-    )
-    axes[1].set(
-        xlabel="PPO step",
-        ylabel="proxy reward (RM score, s.d. of base answers)",
-        title="Proxy reward (what PPO maximises)",
+    _panels(
+        axes,
+        "PPO step",
+        ("held-out gold accuracy (fraction correct)", "Gold accuracy (truth, never trained on)"),
+        ("proxy reward (RM score, s.d. of base answers)", "Proxy reward (what PPO maximises)"),
     )
     for ax in axes:
-        ax.grid(alpha=0.3)
         _integer_x(ax)
     _fraction_axis(axes[0])
     # outside the plots: with many settings a legend inside would hide curves and bands
@@ -138,18 +136,13 @@ def plot_competence(f: Family, path: Path, n_resamples: int) -> None:
                     capsize=3,
                     label=f"{bucket} competence" + (f" — {name}" if name else ""),
                 )
-    axes[0].set(
-        xlabel="judge competence (steps a rater can check per answer)",
-        ylabel="final held-out gold accuracy (fraction correct)",
-        title="Gold accuracy",
-    )
-    axes[1].set(
-        xlabel="judge competence (steps a rater can check per answer)",
-        ylabel="sycophancy rate (fraction agreeing with a wrong user)",
-        title="Sycophancy",
+    _panels(
+        axes,
+        "judge competence (steps a rater can check per answer)",
+        ("final held-out gold accuracy (fraction correct)", "Gold accuracy"),
+        ("sycophancy rate (fraction agreeing with a wrong user)", "Sycophancy"),
     )
     for ax in axes:
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
         _integer_x(ax)
         _fraction_axis(ax)
@@ -240,19 +233,14 @@ def plot_overopt(f: Family, fits: dict[str, Any], path: Path) -> None:
             lw=2,
             label=f"fit, all settings: α={pooled.alpha:.3f}, β={pooled.beta:.3f}",
         )
-    axes[0].set(
-        xlabel="d = √KL to the base model (√nats)",
-        ylabel="gold accuracy gain over base (fraction correct)",
-        title="Gold: d (α − β log d) fitted (lines)",
-    )
-    axes[1].set(
-        xlabel="d = √KL to the base model (√nats)",
-        ylabel="proxy reward gain over base (RM s.d.)",
-        title="Proxy reward",
+    _panels(
+        axes,
+        "d = √KL to the base model (√nats)",
+        ("gold accuracy gain over base (fraction correct)", "Gold: d (α − β log d) fitted (lines)"),
+        ("proxy reward gain over base (RM s.d.)", "Proxy reward"),
     )
     for ax in axes:
         ax.axhline(0, color="grey", lw=0.8)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title=", ".join(map(display_key, f.keys)) or None, loc="best")
     fig.suptitle(f"{f.name}: over-optimisation (every held-out evaluation of every seed)")
     fig.savefig(path, dpi=110)

@@ -16,10 +16,7 @@ from oversight.analysis.plots import (
     plot_judge_cost,
     plot_overopt,
 )
-from oversight.analysis.stats import (
-    TEST_NAMES,
-    Test,
-)
+from oversight.analysis.stats import TEST_NAMES, Test
 from oversight.analysis.tables import Comparison, comparisons, fmt_number, write_csvs
 
 

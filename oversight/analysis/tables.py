@@ -11,11 +11,7 @@ from typing import Any
 
 from oversight.analysis.group import Family
 from oversight.analysis.load import COMPARED, METRICS
-from oversight.analysis.stats import (
-    Test,
-    compare,
-    holm,
-)
+from oversight.analysis.stats import Test, compare, holm
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Evaluation harness: the only code besides the judges' verifiers that reads ground truth.
+"""Evaluation harness: one of the three readers of ground truth, with the judges' verifiers and
+the task's attention checks (docs/design.md, "The truth wall").
 
 Everything it computes is logged and never fed back into training. Problems are split by
 difficulty into `within` (steps <= the judges' competence: a judge can check every step) and
