@@ -2,7 +2,7 @@
 
 import torch
 
-from oversight.engine.ppo import (
+from oversight.engine.ppo_math import (
     KLController,
     gae,
     kl_penalized_rewards,

@@ -7,8 +7,8 @@ computes outputs nobody reads, and every decoding step builds 4-D masks and cach
 Here:
 
 - the linear layers see only real tokens, packed into one [N, d] matrix;
-- attention reads the packed tokens in place on a CPU (`oversight.engine.kernels`); elsewhere it runs
-  SDPA on rows sorted by length into groups, each row moved to the left of its group's
+- attention reads the packed tokens in place on a CPU (`oversight.engine.kernels`); elsewhere
+  it runs SDPA on rows sorted by length into groups, each row moved to the left of its group's
   [B_g, L_g] block, under the kernel's mask-free causal path;
 - the last layer computes queries, attention and MLP only for the tokens whose output is read
   (in PPO, those that predict a response token), its keys and values for all;
@@ -17,6 +17,8 @@ Here:
 The arithmetic per token is the model's own (same weights, same operations, same precision), so
 results agree with `model(...)` to floating-point rounding; `tests/test_ppo_determinism.py`
 checks that against Hugging Face and checks that sampling draws the very same tokens.
+The file is one job over 400 lines: the packing plan, the functional model and the sampler
+share the packed layout, and they change together.
 
 Only `LlamaForCausalLM` with default RoPE, SiLU and no biases takes this path (the demo's policy
 and most Llama checkpoints); any other model runs through its own `forward`, unchanged.

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oversight.engine.ppo import logprobs_from_logits
+from oversight.engine.ppo_math import logprobs_from_logits
 from oversight.engine.sampling import position_ids
 from oversight.models.tokenizer import encode
 
