@@ -335,3 +335,29 @@ def test_summaries_missing_keys_do_not_crash(tmp_path: Path) -> None:
     (row,) = read_csv(tmp_path / "out" / "results.csv")
     assert row["proxy_reward_mean"] == "0.5" and row["gold_accuracy_beyond_n"] == "0"
     assert res["plots"]["judge_competence (tiny)"]  # curves of what exists
+
+
+def test_performance_gap_recovered_against_the_matched_ceiling_and_floor(tmp_path: Path) -> None:
+    """Competence 2 has its ceiling (oracle) and floor (pool) runs; competence 4 has a floor
+    only, and competence 6's ceiling is no better than its floor: both are undefined."""
+    root, job = tmp_path / "sweep", 0
+    runs = [(2, "oracle", [0.69, 0.71, 0.70]), (2, "pool", [0.29, 0.31, 0.30])]
+    runs += [(2, "simulated", [0.49, 0.51, 0.50]), (4, "pool", [0.3] * 3)]
+    runs += [(4, "simulated", [0.5] * 3), (6, "oracle", [0.3, 0.4, 0.5])]
+    runs += [(6, "pool", [0.5, 0.4, 0.3]), (6, "simulated", [0.5] * 3)]
+    for comp, judge, golds in runs:
+        for seed, g in enumerate(golds):
+            cfg = config(seed, comp, judge=judge)
+            write_run(root / str(job), cfg, summary(cfg, g, 0.2), steps(4))
+            job += 1
+    out = tmp_path / "out"
+    assert main([str(root), "--out", str(out)]) == 0
+    rows = {r["setting"]: r for r in read_csv(out / "results.csv")}
+    ok = rows["competence=2, judge=simulated"]
+    assert float(ok["pgr_gold_beyond"]) == pytest.approx(0.5)
+    assert float(ok["pgr_gold_beyond_ci_low"]) < 0.5 < float(ok["pgr_gold_beyond_ci_high"])
+    assert float(rows["competence=2, judge=oracle"]["pgr_gold_beyond"]) == pytest.approx(1.0)
+    assert float(rows["competence=2, judge=pool"]["pgr_gold_beyond"]) == pytest.approx(0.0)
+    assert rows["competence=4, judge=simulated"]["pgr_gold_beyond"] == ""  # no ceiling run
+    assert rows["competence=6, judge=simulated"]["pgr_gold_beyond"] == ""  # gap within noise
+    assert "Performance gap recovered" in (out / "report.md").read_text()

@@ -19,6 +19,7 @@ from oversight.analysis.stats import (
     gold_curve,
     holm,
     percent_agreement,
+    pgr,
 )
 
 
@@ -154,3 +155,21 @@ def test_percent_agreement_known_values() -> None:
     assert percent_agreement([["a", "a", "b"], ["x"], ["c", "c"]]) == pytest.approx(2 / 3)
     assert percent_agreement([["a"]]) is None
     assert percent_agreement([]) is None
+
+
+def test_pgr_is_the_share_of_the_gap_with_a_bootstrap_interval():
+    exact = pgr([0.5, 0.5], [0.3, 0.3], [0.7, 0.7])
+    assert exact.mean == pytest.approx(0.5) and exact.low == exact.high == pytest.approx(0.5)
+    noisy = pgr([0.45, 0.55, 0.5], [0.28, 0.32, 0.3], [0.69, 0.71, 0.7])
+    assert noisy.mean == pytest.approx(0.5) and noisy.n == 3
+    assert noisy.low < 0.5 < noisy.high
+    assert pgr([0.7], [0.3], [0.7]).mean == pytest.approx(1.0)  # one seed each: a point
+    assert pgr([0.1, 0.1], [0.3, 0.3], [0.7, 0.7]).mean == pytest.approx(-0.5)  # below the floor
+
+
+def test_pgr_is_undefined_when_the_gap_is_within_its_noise():
+    assert pgr([0.5, 0.5], [0.3, 0.5], [0.35, 0.45]).mean is None  # no gap on average
+    assert pgr([0.5, 0.5], [0.7, 0.7], [0.3, 0.3]).mean is None  # ceiling below the floor
+    # a positive mean gap whose interval reaches zero
+    assert pgr([0.5, 0.5, 0.5], [0.2, 0.6, 0.4], [0.35, 0.65, 0.45]).mean is None
+    assert pgr([0.5], [], [0.7]).mean is None  # no floor run

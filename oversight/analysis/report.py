@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from oversight.analysis.gap import gap_recovered
 from oversight.analysis.group import Family, choose_baselines, display_key, group
 from oversight.analysis.load import RunData, load_dir, load_store
 from oversight.analysis.plots import (
@@ -16,7 +17,7 @@ from oversight.analysis.plots import (
     plot_judge_cost,
     plot_overopt,
 )
-from oversight.analysis.stats import TEST_NAMES, Test
+from oversight.analysis.stats import CI, TEST_NAMES, Test
 from oversight.analysis.tables import Comparison, comparisons, fmt_number, write_csvs
 
 
@@ -40,7 +41,8 @@ def analyze(
     families = group(runs)
     choose_baselines(families, baseline)
     comps = [c for f in families for c in comparisons(f, test)]
-    write_csvs(out, families, comps, n_resamples)
+    gaps = gap_recovered(families, n_resamples)
+    write_csvs(out, families, comps, gaps, n_resamples)
 
     plots: dict[str, list[str]] = {}
     fits: dict[str, dict[str, Any]] = {}
@@ -60,9 +62,16 @@ def analyze(
             plot_overopt(f, fits[f.name], out / f"{f.slug}_overoptimization.png")
             names.append(f"{f.slug}_overoptimization.png")
 
-    report = _report(source, runs, families, comps, plots, fits, test, n_resamples)
+    report = _report(source, runs, families, comps, gaps, plots, fits, test, n_resamples)
     (out / "report.md").write_text(report)
-    return {"runs": runs, "families": families, "comparisons": comps, "plots": plots, "fits": fits}
+    return {
+        "runs": runs,
+        "families": families,
+        "comparisons": comps,
+        "gaps": gaps,
+        "plots": plots,
+        "fits": fits,
+    }
 
 
 def _report(
@@ -70,6 +79,7 @@ def _report(
     runs: Sequence[RunData],
     families: Sequence[Family],
     comps: Sequence[Comparison],
+    gaps: dict[int, CI],
     plots: dict[str, list[str]],
     fits: dict[str, dict[str, Any]],
     test: Test,
@@ -123,6 +133,19 @@ def _report(
                 mark = " (baseline)" if s is f.baseline else ""
                 lines.append(f"| {s.label}{mark} | {seeds} | " + " | ".join(vals) + " |")
             lines.append("")
+        if any(gaps[id(s)].mean is not None for s in f.settings):
+            lines += [
+                "### Performance gap recovered, gold beyond (mean [95% CI])",
+                "",
+                "(setting − floor) / (ceiling − floor), the floor and the ceiling being plain RLHF "
+                "with the default pool and with the oracle on the same task, policy and "
+                "competence; – where they were not run or their gap is within its noise.",
+                "",
+                "| setting | PGR |",
+                "|---|---|",
+                *(f"| {s.label} | {gaps[id(s)].fmt()} |" for s in f.settings),
+                "",
+            ]
         fc = [c for c in comps if c.family == f.name]
         if fc:
             lines += [

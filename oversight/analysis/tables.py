@@ -11,7 +11,7 @@ from typing import Any
 
 from oversight.analysis.group import Family
 from oversight.analysis.load import COMPARED, METRICS
-from oversight.analysis.stats import Test, compare, holm
+from oversight.analysis.stats import CI, Test, compare, holm
 
 
 @dataclass
@@ -55,13 +55,18 @@ def fmt_number(x: float | None, digits: int = 4) -> str:
 
 
 def write_csvs(
-    out: Path, families: Sequence[Family], comps: Sequence[Comparison], n_resamples: int
+    out: Path,
+    families: Sequence[Family],
+    comps: Sequence[Comparison],
+    gaps: dict[int, CI],
+    n_resamples: int,
 ) -> None:
     with (out / "results.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
             ["family", "setting", "baseline", "n_runs", "n_finished", "n_failed", "n_unfinished"]
             + [f"{m}_{x}" for m in METRICS for x in ("mean", "ci_low", "ci_high", "n")]
+            + ["pgr_gold_beyond", "pgr_gold_beyond_ci_low", "pgr_gold_beyond_ci_high"]
         )
         for f in families:
             for s in f.settings:
@@ -82,6 +87,8 @@ def write_csvs(
                         fmt_number(ci.high, 10),
                         ci.n,
                     ]
+                g = gaps[id(s)]
+                row += [fmt_number(g.mean, 10), fmt_number(g.low, 10), fmt_number(g.high, 10)]
                 w.writerow(row)
     with (out / "comparisons.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
