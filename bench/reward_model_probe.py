@@ -3,8 +3,9 @@
 For each judge (the oracle, then the default rater pool) and each readout ("last", "tokens") this
 runs the RLHF protocol's own `setup` on the default config: `--pairs` pairs of base-policy
 answers, labelled by the judge, and a Bradley-Terry reward model fitted with the reward_model
-config of conf/protocol/rlhf.yaml. Both readouts see the same pairs and the same labels. Each
-reward model is then scored on 1024 pairs of base-policy answers to fresh held-out problems:
+config of protocols/rlhf.py (`RewardModelConfig`). Both readouts see the same pairs and the same
+labels. Each reward model is then scored on 1024 pairs of base-policy answers to fresh held-out
+problems:
 
 - accuracy: on the decisive held-out pairs (the oracle prefers one answer, i.e. exactly one of
   the two is fully right), how often the reward model scores the right one higher; split by what
