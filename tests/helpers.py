@@ -11,6 +11,10 @@ import threading
 import time
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from oversight.experiment.config import register
 from oversight.tasks import ArithmeticTask
 from oversight.tasks.arithmetic import render_response
 from oversight.tasks.base import truth_access
@@ -19,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get(
     "OVERSIGHT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+
+
+def composed(*overrides: str, hydra: bool = False) -> DictConfig:
+    """The main config as `python -m oversight.train OVERRIDES` composes it (`hydra`: with the
+    `hydra` node, for the sweeper and launcher settings)."""
+    register()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:

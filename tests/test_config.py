@@ -8,11 +8,10 @@ import dataclasses
 import inspect
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from oversight.engine.ppo import PPOConfig
-from oversight.experiment.config import Config, EvalConfig, register, schema_of
+from oversight.experiment.config import Config, EvalConfig, schema_of
 from oversight.experiment.run import build
 from oversight.judges import Judge, SimulatedRater
 from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSettings
@@ -21,17 +20,11 @@ from oversight.models.reward_model import RewardModelConfig
 from oversight.tasks import ArithmeticConfig
 from protocols import Protocol
 from protocols.rlhf import RLHF
-from tests.helpers import ROOT
+from tests.helpers import ROOT, composed
 
-register()
 CONF = ROOT / "conf"
 CONFIGURED = [PolicyConfig, PPOConfig, EvalConfig, Config, RewardModelConfig, ArithmeticConfig]
 CONFIGURED += [RLHF, Judge, SimulatedRater, HumanSettings, HumanOrSimulatedSettings]
-
-
-def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 def test_schema_of_reads_types_and_defaults_off_the_signature():

@@ -12,7 +12,7 @@ from oversight.judges import Comparison, Failure, SimulatedRater
 from oversight.judges.human import HumanJudge, HumanOrSimulated
 from oversight.study import Item
 from oversight.tasks.base import truth_access
-from tests.helpers import ROOT, correct_response, judge_id, wrong_first_step
+from tests.helpers import composed, correct_response, judge_id, wrong_first_step
 
 
 def comparisons(task, n: int, seed: int = 0) -> list[Comparison]:
@@ -127,15 +127,10 @@ def test_bad_settings_are_rejected(tmp_path):
 
 @pytest.mark.parametrize("name", ["human", "human_or_simulated"])
 def test_judge_configs_build(name, tmp_path):
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from oversight.experiment.config import register
-
-    register()
     url = f"sqlite:///{tmp_path}/study.db"
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"judge={name}", f"store.url={url}", "seed=3"])
+    cfg = composed(f"judge={name}", f"store.url={url}", "seed=3")
     judge = instantiate(cfg.judge, _convert_="all")
     assert isinstance(judge, HumanJudge) and judge.url == url and judge.study == "study-seed3"
     if name == "human_or_simulated":

@@ -14,20 +14,17 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from oversight.experiment.config import register
 from oversight.store import Store
+from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-register()
 
 
 def composed(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
+    return helpers.composed(*overrides, hydra=True)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
