@@ -119,7 +119,13 @@ def schema_of(target: type, path: str | None = None) -> type:
         else:
             default = field(default=MISSING if p.default is p.empty else p.default)
         fields.append((p.name, _field_type(hints.get(p.name, Any)), default))
-    parents = tuple(_SCHEMAS[b] for b in target.__mro__[1:2] if b in _SCHEMAS)
+    # only where the signature extends the parent's (Oracle narrows SimulatedRater's to `name`)
+    names = {name for name, _, _ in fields}
+    parents = tuple(
+        _SCHEMAS[b]
+        for b in target.__mro__[1:2]
+        if b in _SCHEMAS and {f.name for f in dataclasses.fields(_SCHEMAS[b])} <= names
+    )
     schema = dataclasses.make_dataclass(f"{target.__name__}Schema", fields, bases=parents)
     _SCHEMAS[target] = schema
     return schema
