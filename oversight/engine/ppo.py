@@ -61,8 +61,12 @@ class PPOConfig:
     """weight of the value loss"""
     gamma: float = 1.0
     """discount over response tokens"""
-    lam: float = 0.95
-    """GAE's lambda"""
+    lam: float = 1.0
+    """GAE's lambda. 1: every token's advantage is the whole return minus its value. The score
+    comes only at EOS and the value head, starting at zero, explains ~2% of the return's variance
+    in a demo run; with 0.95 the first token of a 40-token answer, where it chooses to open by
+    agreeing, kept 0.95**40 = 13% of the score's credit, and PPO barely moved (README, "What the
+    demo shows")"""
     kl_coef: float = 0.05
     """initial coefficient of the per-token KL penalty to the reference model"""
     adaptive_kl: bool = False

@@ -4,12 +4,13 @@ Initialised from the base model (trunk and LM head), as in Ouyang et al. 2022: a
 trained from scratch on a few thousand comparisons would not know the task's arithmetic at all.
 
 Two readouts:
-- "last" (default): one score from the last token's hidden state (Ouyang et al. 2022).
-- "tokens": a score per response token, summed. Each token's score sees its hidden state and the
-  token's log-likelihood under the LM head. A wrong step is a *local* event (one unlikely digit):
-  on oracle labels the demo-sized last-token readout stays at chance on arithmetic errors (it
-  learns only the agreement cue), while the token readout finds most of them (README, "What the
-  demo shows"; bench/reward_model_probe.py).
+- "tokens" (default): a score per response token, summed. Each token's score sees its hidden
+  state and the token's log-likelihood under the LM head. A wrong step is a *local* event (one
+  unlikely digit), which the likelihood exposes.
+- "last": one score from the last token's hidden state (Ouyang et al. 2022). At the demo's size
+  (2 layers, 64 wide) it cannot fit oracle labels on arithmetic errors: at chance on held-out
+  wrong-step pairs, and so is TRL's RewardTrainer on the same pairs and trunk
+  (bench/reward_model_probe.py, bench/trl_reward_check.py; README, "What the demo shows").
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class RewardModelConfig:
     """AdamW learning rate"""
     soft_labels: bool = True
     """protocols train on the judge's soft verdict (probability) rather than its hard choice"""
-    readout: str = "last"
-    """"last": last token's state; "tokens": per-token scores with log-likelihood, summed"""
+    readout: str = "tokens"
+    """"tokens": per-token scores with log-likelihood, summed; "last": last token's state (it
+    cannot learn the task's arithmetic at the demo's size, README, "What the demo shows")"""
 
     def __post_init__(self) -> None:
         if self.readout not in READOUTS:
@@ -57,7 +59,7 @@ def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Te
 
 class RewardModel(nn.Module):
     def __init__(
-        self, base: PreTrainedModel, tok: PreTrainedTokenizerBase, readout: str = "last"
+        self, base: PreTrainedModel, tok: PreTrainedTokenizerBase, readout: str = "tokens"
     ) -> None:
         super().__init__()
         self.readout = readout
