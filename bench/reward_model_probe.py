@@ -29,6 +29,7 @@ import argparse
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -72,20 +73,31 @@ def config(judge: str, readout: str, pairs: int, seed: int) -> DictConfig:
         return compose(config_name="config", overrides=over)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--pairs", type=int, default=2048, help="labelled training pairs")
-    p.add_argument("--seed", type=int, default=0, help="run seed (protocol draws, labels, RM)")
-    args = p.parse_args()
-    t0 = time.perf_counter()
+    p.add_argument("--seed", type=int, default=0, help="run seed (protocol draws, labels, RMs)")
+    return p.parse_args()
+
+
+def load(pairs: int, seed: int) -> tuple[DictConfig, Any, torch.device, PolicyConfig, Any, Any]:
+    """The default config with the oracle, its task and the cached base model, on one thread:
+    (cfg, task, device, policy config, base model, tokenizer)."""
     torch.set_num_threads(1)
     register()
-    cfg = config("oracle", "last", args.pairs, args.seed)
+    cfg = config("oracle", "last", pairs, seed)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
     assert isinstance(task_cfg, dict)
     task = build_task(task_cfg)
     device, policy_cfg = pick_device(cfg.device), PolicyConfig(**cfg.policy)
     base, tok, _ = base_model(policy_cfg, task, task_cfg, device)
+    return cfg, task, device, policy_cfg, base, tok
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0])
+    t0 = time.perf_counter()
+    cfg, task, device, policy_cfg, base, tok = load(args.pairs, args.seed)
     harness = Harness(task, cfg.competence, 0, args.seed)  # only its helpers: no problems
 
     # Held-out: fresh problems (their own split), two base-policy answers each, oracle labels.

@@ -17,7 +17,6 @@ bug; if not, the readout is the limit. About 2 minutes on one CPU thread:
 
 from __future__ import annotations
 
-import argparse
 import copy
 import random
 import tempfile
@@ -25,17 +24,12 @@ import time
 
 import torch
 from datasets import Dataset
-from omegaconf import OmegaConf
-from reward_model_probe import KINDS, N_HELDOUT, config, kind  # bench/ is on sys.path
+from reward_model_probe import KINDS, N_HELDOUT, arguments, kind, load  # bench/ is on sys.path
 from transformers import LlamaForSequenceClassification, PreTrainedTokenizerBase
 from trl import RewardConfig, RewardTrainer
 
-from oversight.experiment.config import register
-from oversight.experiment.run import Sampler, build, build_judge, pick_device, protocol_context
+from oversight.experiment.run import Sampler, build, build_judge, protocol_context
 from oversight.judges import Comparison, Verdict
-from oversight.models.base_model import base_model
-from oversight.models.policy import PolicyConfig
-from oversight.tasks import build_task
 from oversight.tasks.base import truth_access
 from protocols.rlhf import RLHF
 
@@ -68,19 +62,9 @@ def trl_scores(
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pairs", type=int, default=2048, help="labelled training pairs")
-    p.add_argument("--seed", type=int, default=0, help="run seed (protocol draws, labels, RMs)")
-    args = p.parse_args()
+    args = arguments(__doc__.splitlines()[0])
     t0 = time.perf_counter()
-    torch.set_num_threads(1)
-    register()
-    cfg = config("oracle", "last", args.pairs, args.seed)
-    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
-    assert isinstance(task_cfg, dict)
-    task = build_task(task_cfg)
-    device, policy_cfg = pick_device(cfg.device), PolicyConfig(**cfg.policy)
-    base, tok, _ = base_model(policy_cfg, task, task_cfg, device)
+    cfg, task, device, policy_cfg, base, tok = load(args.pairs, args.seed)
 
     # Held-out decisive pairs by kind, as bench/reward_model_probe.py builds them.
     problems = task.sample(N_HELDOUT, seed=args.seed, split="rm-probe-heldout")
