@@ -9,6 +9,7 @@ python -m oversight.train -m seed=0,1,2                     # a sweep (Hydra mul
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def main(cfg: DictConfig) -> float:
     try:
         summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except ConfigError as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     log.info("base vs final (held-out problems)\n%s", report(summary))

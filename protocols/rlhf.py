@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from oversight.checks import Count, Natural, ensure
 from oversight.judges import Comparison, Verdict
 from oversight.models.reward_model import RewardModel, RewardModelConfig, train_reward_model
 from oversight.tasks import PublicProblem
@@ -23,11 +24,11 @@ from protocols.base import JudgmentRecord, Protocol, ProtocolContext, Signal
 
 @dataclass
 class RLHF(Protocol):
-    n_comparisons: int = 2048
+    n_comparisons: Count = 2048
     """labelled pairs of base-policy answers, before RL"""
-    refresh_every: int = 0
+    refresh_every: Natural = 0
     """>0: every this many PPO steps, label pairs of current-policy answers and refit"""
-    refresh_comparisons: int = 256
+    refresh_comparisons: Count = 256
     """pairs labelled at each refresh"""
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     """the Bradley-Terry reward model trained on the judge's preferences"""
@@ -37,6 +38,7 @@ class RLHF(Protocol):
     def __post_init__(self) -> None:
         if isinstance(self.reward_model, dict):  # from Hydra's instantiate
             self.reward_model = RewardModelConfig(**self.reward_model)
+        ensure(self)
         self.rm_cfg = self.reward_model
         self.stats: dict[str, float] = {}
 

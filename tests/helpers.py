@@ -18,6 +18,7 @@ from oversight.experiment.config import register
 from oversight.tasks import ArithmeticTask
 from oversight.tasks.arithmetic import render_response
 from oversight.tasks.base import truth_access
+from protocols.rlhf import RLHF
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get(
@@ -81,6 +82,14 @@ def run_train(args: list[str], cwd: Path, timeout: int = 600):
         text=True,
         timeout=timeout,
     )
+
+
+class FailingRLHF(RLHF):
+    """RLHF that fails once its run has started, as real sweeps' jobs sometimes do: a bad value
+    cannot stand in for that, since the config checks stop it before any job starts."""
+
+    def setup(self, ctx):
+        raise RuntimeError("a planned failure")
 
 
 class JudgeBot:

@@ -20,6 +20,8 @@ from oversight.store import Store
 from tests import helpers
 from tests.helpers import ROOT, subprocess_env
 
+FailingRLHF = "tests.helpers.FailingRLHF"
+
 PRESETS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 
 
@@ -89,6 +91,32 @@ def test_preset_axes() -> None:
 
 
 @pytest.mark.parametrize(
+    ("size", "steps", "seeds", "budgets"),
+    [
+        ("full", 120, "range(5)", "128,512,2048"),
+        ("small", 60, "range(3)", "128,512,2048"),  # the preset's own 60, not the size's 30
+        ("tiny", 2, "0,1", "16,32,64"),
+    ],
+)
+def test_overoptimization_presets(size: str, steps: int, seeds: str, budgets: str) -> None:
+    """Gao et al.'s form: the oracle labels the proxy's pairs, the label budget and the KL
+    coefficient are the axes; the biased family: the pool labels, the KL coefficient is swept."""
+    oo = composed("experiment=overoptimization", f"experiment/size={size}")
+    params = oo.hydra.sweeper.params
+    assert oo.judge.name == "oracle" and oo.judge._target_.endswith(".Oracle")
+    assert (oo.ppo.steps, params.seed, params["protocol.n_comparisons"]) == (steps, seeds, budgets)
+    assert params["ppo.kl_coef"] == "0.0,0.02" and 0 < oo.eval.every <= 5
+    biased = composed("experiment=overoptimization_biased", f"experiment/size={size}")
+    assert biased.judge.name == "pool" and biased.judge._target_.endswith(".RaterPool")
+    assert biased.ppo.steps == steps and biased.eval.every == oo.eval.every
+    assert dict(biased.hydra.sweeper.params) == {"seed": seeds, "ppo.kl_coef": "0.0,0.02"}
+    assert biased.hydra.sweep.dir.startswith("multirun/overoptimization_biased/")
+    # a preset's own budget at a size is its alone: the others keep the size's steps
+    other = composed("experiment=judge_competence", f"experiment/size={size}")
+    assert other.ppo.steps == {"full": 60, "small": 30, "tiny": 2}[size]
+
+
+@pytest.mark.parametrize(
     ("launcher", "plugin", "field"),
     [
         ("slurm", "hydra_submitit_launcher", "partition"),
@@ -115,8 +143,8 @@ def train(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
-    """Four tiny jobs, two at a time; two of them fail on purpose (no comparisons to fit a
-    reward model on), as real sweeps sometimes do. The analysis lists them and compares the
+    """Four tiny jobs, two at a time; two of them fail on purpose (a protocol that raises once
+    its run has started), as real sweeps sometimes do. The analysis lists them and compares the
     rest; the jobs that ran together built the base model once."""
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     res = train(
@@ -124,13 +152,13 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
         "experiment/size=tiny",
         "competence=1,3",
         "seed=0",
-        "protocol.n_comparisons=32,0",
+        f"protocol._target_=protocols.rlhf.RLHF,{FailingRLHF}",
         f"hydra.sweep.dir={sweep}",
         f"policy.cache_dir={cache}",
         "hydra.launcher.n_jobs=2",
         cwd=tmp_path,
     )
-    assert res.returncode != 0 and "no comparisons" in res.stderr  # Hydra re-raises the failure
+    assert res.returncode != 0 and "a planned failure" in res.stderr  # Hydra re-raises it
     assert "Forking 4 jobs, 2 at a time" in res.stderr + res.stdout
     done = sorted(sweep.glob("*/summary.json"))
     assert len(done) == 2
@@ -160,11 +188,10 @@ def test_tiny_multirun_end_to_end(tmp_path: Path) -> None:
     assert ana.returncode == 0, ana.stderr
     with (out / "results.csv").open() as fh:
         rows = {r["setting"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {
-        f"competence={c}, protocol.n_comparisons={n}" for c in (1, 3) for n in (0, 32)
-    }
-    assert rows["competence=1, protocol.n_comparisons=32"]["n_finished"] == "1"
-    assert rows["competence=3, protocol.n_comparisons=0"]["n_failed"] == "1"
+    ok, failing = "protocol=RLHF", "protocol=FailingRLHF"  # the analysis names the class
+    assert set(rows) == {f"competence={c}, {p}" for c in (1, 3) for p in (ok, failing)}
+    assert rows[f"competence=1, {ok}"]["n_finished"] == "1"
+    assert rows[f"competence=3, {failing}"]["n_failed"] == "1"
     report = (out / "report.md").read_text()
     assert report.count("| failed |") == 2
     for png in ("curves", "competence", "judge_cost"):

@@ -89,7 +89,7 @@ def test_train_smoke_writes_summary_metrics_and_store(tmp_path, cache_dir):
         ("store.url=postgresql+psycopg://nobody@127.0.0.1:1/none", "error: cannot open store"),
         (
             "policy.path=/nonexistent/model",
-            "error: policy path '/nonexistent/model' does not exist",
+            "error: policy.path='/nonexistent/model': must be an existing directory",
         ),
         ("ppo.steps=many", "Value 'many' of type 'str' could not be converted to Integer"),
     ],

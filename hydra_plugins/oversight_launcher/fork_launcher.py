@@ -10,11 +10,15 @@ through the slurm or ray launchers instead.
 
 A job that exits (a clear-error `sys.exit`) or dies (a signal, the OOM killer) is reported as a
 failed job, like one that raises: the sweep goes on and Hydra reports the failure at the end.
+A job whose config is bad never starts: every job's config is composed and validated first
+(`oversight.experiment.config.validate`), and one bad value stops the whole sweep with one line
+naming the job, before any job is forked.
 """
 
 import logging
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -32,6 +36,9 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from hydra_plugins.hydra_joblib_launcher._core import execute_job
 from omegaconf import DictConfig, OmegaConf
+
+from oversight.errors import ConfigError
+from oversight.experiment.config import validate
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,8 @@ class ForkLauncher(Launcher):
         assert self.config and self.task_function and self.hydra_context
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        todo = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        self._validate(todo)
         sweep_dir = self.config.hydra.sweep.dir
         Path(str(sweep_dir)).mkdir(parents=True, exist_ok=True)
         n = min(self.n_jobs, len(job_overrides))
@@ -92,7 +101,6 @@ class ForkLauncher(Launcher):
 
         _SHARED = (self.hydra_context, self.config, self.task_function, Singleton.get_state())
         fork = mp.get_context("fork")
-        todo = [(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         results: dict[int, JobReturn] = {}
         running: dict[Connection, tuple[int, list[str], Any]] = {}
         try:
@@ -119,3 +127,26 @@ class ForkLauncher(Launcher):
             for _, _, proc in running.values():  # interrupted: take the running jobs down too
                 proc.terminate()
         return [results[initial_job_idx + i] for i in range(len(job_overrides))]
+
+    def _validate(self, todo: list[tuple[int, list[str]]]) -> None:
+        """Every job's config, composed as its job will compose it, checked before any starts:
+        a value out of range in a sweep is one line now, not dozens of failed jobs later."""
+        assert self.config and self.hydra_context
+        bad: list[tuple[int, list[str], ConfigError]] = []
+        for idx, overrides in todo:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+            try:
+                validate(cfg)
+            except ConfigError as e:
+                bad.append((idx, overrides, e))
+        if not bad:
+            return
+        idx, overrides, e = bad[0]
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise e
+        more = f" (and {len(bad) - 1} more of {len(todo)} jobs)" if len(bad) > 1 else ""
+        print(
+            f"error: job {idx} ({' '.join(filter_overrides(overrides))}): {e}{more}",
+            file=sys.stderr,
+        )
+        sys.exit(2)

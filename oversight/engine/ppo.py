@@ -19,12 +19,14 @@ Speed: docs/performance.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from oversight.checks import Count, Fraction, NonNeg, Positive, Rules, rule
 from oversight.engine import distributed, fastlm
 from oversight.engine.ppo_math import (
     KLController,
@@ -43,48 +45,57 @@ from oversight.engine.sampling import generate, position_ids, response_mask
 
 @dataclass
 class PPOConfig:
-    steps: int = 60
+    steps: Count = 60
     """PPO iterations (one rollout batch each)"""
-    batch_size: int = 64
+    batch_size: Count = 64
     """responses sampled per iteration"""
-    minibatch_size: int = 16
+    minibatch_size: Count = 16
     """responses per optimiser step"""
-    epochs: int = 4
+    epochs: Count = 4
     """optimisation passes over each rollout batch"""
-    lr: float = 2e-5
+    lr: Positive = 2e-5
     """small models with tied embeddings drift fast: 1e-4 lost accuracy even on the true reward"""
-    clip_range: float = 0.2
+    clip_range: Positive = 0.2
     """policy ratio clipping"""
-    clip_range_value: float = 0.2
+    clip_range_value: Positive = 0.2
     """value-prediction clipping around the rollout's values"""
-    vf_coef: float = 0.1
+    vf_coef: NonNeg = 0.1
     """weight of the value loss"""
-    gamma: float = 1.0
+    gamma: Fraction = 1.0
     """discount over response tokens"""
-    lam: float = 1.0
+    lam: Fraction = 1.0
     """GAE's lambda. 1: every token's advantage is the whole return minus its value. The score
     comes only at EOS and the value head, starting at zero, explains ~2% of the return's variance
     in a demo run; with 0.95 the first token of a 40-token answer, where it chooses to open by
     agreeing, kept 0.95**40 = 13% of the score's credit, and PPO barely moved (README, "What the
     demo shows")"""
-    kl_coef: float = 0.05
+    kl_coef: NonNeg = 0.05
     """initial coefficient of the per-token KL penalty to the reference model"""
     adaptive_kl: bool = False
     """Ziegler et al.'s proportional controller towards `target_kl`"""
-    target_kl: float = 6.0
+    target_kl: Positive = 6.0
     """KL (nats per response) the adaptive controller steers to"""
-    kl_horizon: int = 10000
+    kl_horizon: Count = 10000
     """the adaptive controller's horizon in samples"""
     whiten_rewards: bool = False
     """whiten the per-token rewards over the batch before GAE"""
     missing_eos_penalty: float | None = -1.0
     """score added to responses that hit max_new_tokens without EOS; None disables it"""
-    max_grad_norm: float = 1.0
+    max_grad_norm: Positive = 1.0
     """gradient clipping norm"""
     compile: bool = False
     """torch.compile the packed forward (fast path only): on 2 CPU cores ~20% off a training
     minibatch after a one-off compile of ~40 s (~7 s from inductor's on-disk cache); untested on
     a GPU, where fusing the small element-wise ops should matter more"""
+
+    rules: ClassVar[Rules] = (
+        # a ragged last minibatch would weigh its few responses as much as a full one
+        rule(
+            "minibatch_size",
+            "must divide {batch_size}",
+            lambda c: c.batch_size % c.minibatch_size == 0,
+        ),
+    )
 
 
 def cpu_threads(hidden_size: int, path: str | None = None) -> int:

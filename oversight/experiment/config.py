@@ -7,32 +7,53 @@ files in `conf/` only select and override.
 (`defaults: [/schema/judge/simulated@_here_, _self_]`). So every key a part takes can be set from
 the command line (`judge.length_bias=1.0`), and a typo'd key or a wrong type fails at start-up
 with Hydra's one-line message instead of deep inside a run.
+
+What each value may be is declared there too (`oversight.checks`), and `validate` checks a
+composed config against it before a run, or a sweep's first job, builds anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from hydra.utils import get_class
+from omegaconf import MISSING, DictConfig, OmegaConf
 
+from oversight import checks
+from oversight.checks import Check, Count, Natural
 from oversight.engine.ppo import PPOConfig
+from oversight.errors import ConfigError
 from oversight.judges import Oracle, RaterPool, SimulatedRater
 from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSettings
 from oversight.models.policy import PolicyConfig
-from oversight.tasks import ArithmeticConfig
+from oversight.tasks import TASKS, ArithmeticConfig
 from protocols.rlhf import RLHF
+
+
+def _is_device(name: str) -> bool:
+    if name == "auto":
+        return True
+    import torch  # loaded already by every run; not by composing a config
+
+    try:
+        torch.device(name)
+    except RuntimeError:
+        return False
+    return True
 
 
 @dataclass
 class EvalConfig:
-    n_problems: int = 1024
+    n_problems: Count = 1024
     """held-out problems, spread over all difficulties"""
-    every: int = 0
+    every: Natural = 0
     """also evaluate every this many PPO steps (0: only before and after training)"""
     seed: int = 12345
     """held-out problems are the same for every run of a sweep"""
@@ -62,11 +83,11 @@ class Config:
     """the evaluation harness"""
     seed: int = 0
     """the run's seed: PPO's problems, samples and the judges' draws (not the base model)"""
-    competence: int = 2
+    competence: Natural = 2
     """steps a judge can check per answer; also splits evaluation into within / beyond"""
-    device: str = "auto"
+    device: Annotated[str, Check(_is_device, "must be auto, cpu, cuda, cuda:N or mps")] = "auto"
     """auto picks CUDA (bf16) when present, else CPU"""
-    threads: int = 0
+    threads: Natural = 0
     """torch CPU threads; 0: auto, one thread for small from-scratch policies during PPO
     (`oversight.engine.ppo.cpu_threads`) and torch's default otherwise"""
 
@@ -92,6 +113,8 @@ def _field_type(hint: Any) -> Any:
 
 
 _SCHEMAS: dict[type, type] = {}
+_BUILDS: dict[str, type] = {}
+"""each schema's `_target_` -> the class whose signature (and declared checks) it has"""
 
 
 def schema_of(target: type, path: str | None = None) -> type:
@@ -128,6 +151,7 @@ def schema_of(target: type, path: str | None = None) -> type:
     )
     schema = dataclasses.make_dataclass(f"{target.__name__}Schema", fields, bases=parents)
     _SCHEMAS[target] = schema
+    _BUILDS[fields[0][2].default] = target
     return schema
 
 
@@ -148,3 +172,75 @@ def register() -> None:
     for part, schema in parts.items():
         group, name = part.split("/")
         cs.store(group=f"schema/{group}", name=name, node=schema)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Check a composed config against what its classes declare (`oversight.checks`): the main
+    sections by their dataclasses, the task by its config class, and every part a node builds by
+    `_target_` (a judge, a pool's raters, a protocol), by the class that target names. Only the
+    values checked are resolved, so `${hydra:...}` in a store URL need not be resolvable yet.
+    Raises a one-line ConfigError: every problem found, `key=value: what is allowed`."""
+    found = list(checks.problems(Config, cfg))
+    task = cfg.get("task")
+    if isinstance(task, DictConfig):
+        name = task.get("name", "arithmetic")
+        if name in TASKS:
+            found += checks.problems(TASKS[name][0], task, "task.")
+        else:
+            found.append(f"task.name={name!r}: must be one of {', '.join(map(repr, TASKS))}")
+    for key, node in _parts(cfg):
+        cls = _BUILDS.get(node._target_)
+        if cls is None:
+            try:
+                cls = get_class(node._target_)
+            except Exception:  # an unknown target: building it says so, in one line
+                continue
+        found += checks.problems(cls, _Own(node), f"{key}.")
+    if found:
+        raise ConfigError("; ".join(found))
+
+
+_COPY = re.compile(r"^\$\{[^:${}]+\}$")  # `${competence}`, not a resolver's `${oc.env:X}`
+
+
+class _Own(Mapping[str, Any]):
+    """A part's node without the values it copies from another key (a rater's `competence:
+    ${competence}`): those are checked where they are set, so one bad value is one problem."""
+
+    def __init__(self, node: DictConfig) -> None:
+        self.node = node
+        raw = OmegaConf.to_container(node, resolve=False)
+        assert isinstance(raw, dict)
+        self.keys_ = [k for k, v in raw.items() if not (isinstance(v, str) and _COPY.match(v))]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.node[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys_
+
+
+def _parts(cfg: DictConfig) -> list[tuple[str, DictConfig]]:
+    """(key, node) of every node with a `_target_`, found without resolving any value."""
+    out: list[tuple[str, DictConfig]] = []
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict):
+            if "_target_" in value:
+                out.append((key, OmegaConf.select(cfg, key)))
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{key}[{i}]")
+
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(plain, dict)
+    walk({k: v for k, v in plain.items() if k != "hydra"}, "")
+    return out

@@ -26,7 +26,7 @@ from oversight.engine import distributed
 from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
 from oversight.engine.sampling import generate
 from oversight.errors import ConfigError
-from oversight.experiment.config import EvalConfig
+from oversight.experiment.config import EvalConfig, validate
 from oversight.experiment.harness import Harness
 from oversight.judges import Judge
 from oversight.models.base_model import base_model
@@ -130,6 +130,7 @@ class Sampler:
 
 def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     t_start = time.perf_counter()
+    validate(cfg)  # a bad value stops here: nothing built, nothing written, no store opened
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     random.seed(cfg.seed)

@@ -11,6 +11,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from oversight.checks import ensure
 from oversight.tasks import PublicProblem, Task, Verifier
 
 
@@ -68,6 +69,9 @@ class Judge(ABC):
     name: str
     """who this judge is in every verdict and in the store (a pool names its member instead)"""
     cost: Cost = field(default_factory=Cost, init=False)
+
+    def __post_init__(self) -> None:
+        ensure(self)  # each judge's declared ranges (oversight.checks), when built in code too
 
     def attach(self, task: Task) -> None:
         """Give the judge its own metered verifier for `task`."""

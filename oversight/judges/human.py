@@ -52,12 +52,6 @@ class HumanJudge(HumanSettings, Judge):
 
     _engine: Engine | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        if self.overlap < 1:
-            raise ValueError(f"overlap must be at least 1, got {self.overlap}")
-        if self.timeout_s < 0 or self.poll_s <= 0:
-            raise ValueError("timeout_s must be >= 0 and poll_s > 0")
-
     @property
     def engine(self) -> Engine:
         if self._engine is None:
@@ -224,11 +218,6 @@ class HumanJudge(HumanSettings, Judge):
 @dataclass
 class HumanOrSimulated(HumanOrSimulatedSettings, HumanJudge):
     """Humans first; after `timeout_s`, a simulated rater decides what they left undecided."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.fallback is None:
-            raise ValueError("human_or_simulated needs a fallback judge")
 
     def attach(self, task: Task) -> None:
         super().attach(task)

@@ -5,7 +5,9 @@ only a run with human judges imports (through `oversight.judges.human`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from oversight.checks import Count, Fraction, Natural, NonNeg, Positive, required
 
 
 @dataclass
@@ -18,19 +20,19 @@ class HumanSettings:
     """the store the UI reads; must outlive the run (PostgreSQL, or a fixed SQLite path)"""
     study: str = "study"
     """items are unique per study: a restart with the same study finds its items"""
-    overlap: int = 1
+    overlap: Count = 1
     """judges per item"""
-    gold_rate: float = 0.1
+    gold_rate: Fraction = 0.1
     """chance that a judge's next item is an attention check"""
-    n_gold: int = 20
+    n_gold: Natural = 20
     """attention-check items posted with the study"""
-    time_limit_s: float | None = None
+    time_limit_s: Positive | None = None
     """per-item evaluation window in the UI; None: unlimited"""
-    timeout_s: float = 86400.0
+    timeout_s: NonNeg = 86400.0
     """how long training waits for a batch's verdicts"""
-    poll_s: float = 2.0
+    poll_s: Positive = 2.0
     """seconds between looks at the store while waiting"""
-    lease_s: float = 1800.0
+    lease_s: Positive = 1800.0
     """an item shown but unanswered this long goes back to the pool"""
     instructions: str | None = None
     """text shown above every item; None: the study's default instructions"""
@@ -42,5 +44,5 @@ class HumanSettings:
 class HumanOrSimulatedSettings(HumanSettings):
     """Settings of `oversight.judges.human.HumanOrSimulated`."""
 
-    fallback: Any = None
+    fallback: Annotated[Any, required("the judge that decides what people leave undecided")] = None
     """the judge that decides what people left undecided (required)"""

@@ -4,23 +4,38 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
+from oversight.checks import Rules, at_least, each, ensure, rule
 from oversight.judges.base import Comparison, Judge, Outcome
 from oversight.tasks import Task
+
+
+def _weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
+    return [float(m["weight"]) for m in members]
 
 
 class RaterPool(Judge):
     """Each comparison goes to one member, drawn by weight; the verdict names that member."""
 
-    def __init__(self, name: str, members: Sequence[Mapping[str, Any]]) -> None:
+    rules: ClassVar[Rules] = (
+        rule(
+            "members[*].weight",
+            "must include one > 0",
+            lambda c: sum(_weights(c.members)) > 0,
+            shown=lambda c: _weights(c.members),
+        ),
+    )
+
+    def __init__(
+        self,
+        name: str,
+        members: Annotated[Sequence[Mapping[str, Any]], each("weight", at_least(0))],
+    ) -> None:
         super().__init__(name=name)
-        if not members:
-            raise ValueError("a rater pool needs at least one member")
+        ensure(self, {"members": members})
         self.raters: list[Judge] = [m["rater"] for m in members]
-        self.weights = [float(m["weight"]) for m in members]
-        if min(self.weights) < 0 or sum(self.weights) <= 0:
-            raise ValueError(f"pool weights must be non-negative and not all zero: {self.weights}")
+        self.weights = _weights(members)
 
     def attach(self, task: Task) -> None:
         super().attach(task)

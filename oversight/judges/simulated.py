@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import Annotated
 
+from oversight.checks import Natural, one_of, within
 from oversight.judges.base import Comparison, Judge, Outcome, Verdict
 from oversight.tasks import PublicProblem
 
@@ -27,7 +29,7 @@ def flip(p: float, noise: float) -> float:
 
 @dataclass
 class SimulatedRater(Judge):
-    competence: int | None = 2
+    competence: Natural | None = 2
     """steps of each answer the rater can check per decision; None = unlimited"""
     agreement_bias: float = 0.0
     """logit bonus for the answer that agrees with the user's belief"""
@@ -35,16 +37,10 @@ class SimulatedRater(Judge):
     """logit bonus for the longer answer"""
     position_bias: float = 0.0
     """logit bonus for the answer shown first"""
-    noise: float = 0.0
+    noise: Annotated[float, within(0, 0.5)] = 0.0
     """probability of picking the other answer (a slip)"""
-    check_order: str = "first"
+    check_order: Annotated[str, one_of("first", "random")] = "first"
     """"first": read from the top until the budget runs out; "random": spot-check random steps"""
-
-    def __post_init__(self) -> None:
-        if self.check_order not in ("first", "random"):
-            raise ValueError(f"check_order must be 'first' or 'random', got {self.check_order!r}")
-        if not 0.0 <= self.noise <= 0.5:
-            raise ValueError(f"noise must lie in [0, 0.5], got {self.noise}")
 
     def _finds_error(
         self, problem: PublicProblem, response: str, rng: random.Random

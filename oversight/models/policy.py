@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, ClassVar
 
 from torch import nn
 from transformers import (
@@ -17,39 +18,48 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from oversight.checks import Count, Positive, Rules, existing_dir, rule
 from oversight.errors import ConfigError
 from oversight.models.tokenizer import PAD
 
 
 @dataclass
 class PolicyConfig:
-    path: str | None = None
+    path: Annotated[str, existing_dir()] | None = None
     """a local pretrained checkpoint to start from; None builds the transformer below from scratch"""
-    n_layer: int = 2
+    n_layer: Count = 2
     """transformer blocks"""
-    n_head: int = 8
+    n_head: Count = 8
     """attention heads per block (8-wide heads at the default width)"""
-    n_embd: int = 64
+    n_embd: Count = 64
     """hidden width"""
-    n_positions: int = 128
+    n_positions: Count = 128
     """maximum prompt + response length in tokens"""
-    max_new_tokens: int = 72
+    max_new_tokens: Count = 72
     """longest response sampled; a 6-step agreeing answer is 67 characters"""
-    temperature: float = 1.0
+    temperature: Positive = 1.0
     """sampling temperature, the same at rollout, in the PPO loss and at evaluation"""
     base_seed: int = 0
     """seed of the base model's SFT (not the run seed: seeds of a sweep share one base model)"""
-    sft_examples: int = 30000
+    sft_examples: Count = 30000
     """(prompt, response) pairs drawn from the task's corpus for the base model's SFT"""
-    sft_steps: int = 1500
+    sft_steps: Count = 1500
     """optimiser steps of the base model's SFT"""
-    sft_batch_size: int = 32
+    sft_batch_size: Count = 32
     """pairs per SFT step"""
-    sft_lr: float = 2e-3
+    sft_lr: Positive = 2e-3
     """peak learning rate of the SFT's one-cycle schedule"""
     cache_dir: str | None = None
     """where base models are cached, keyed by their config; None: $OVERSIGHT_CACHE, else
     ~/.cache/oversight"""
+
+    rules: ClassVar[Rules] = (
+        rule(
+            "n_embd",
+            "must be a multiple of {n_head}",
+            lambda c: c.path is not None or c.n_embd % c.n_head == 0,
+        ),
+    )
 
 
 def build_model(cfg: PolicyConfig, tok: PreTrainedTokenizerBase) -> PreTrainedModel:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from oversight.checks import Count, Positive, ensure, one_of
 from oversight.engine.ppo_math import logprobs_from_logits
 from oversight.engine.sampling import position_ids
 from oversight.models.tokenizer import encode
@@ -33,23 +35,20 @@ READOUTS = ("tokens", "last")
 
 @dataclass
 class RewardModelConfig:
-    epochs: int = 3
+    epochs: Count = 3
     """passes over the labelled pairs"""
-    batch_size: int = 32
+    batch_size: Count = 32
     """pairs per optimiser step"""
-    lr: float = 3e-4
+    lr: Positive = 3e-4
     """AdamW learning rate"""
     soft_labels: bool = True
     """protocols train on the judge's soft verdict (probability) rather than its hard choice"""
-    readout: str = "tokens"
+    readout: Annotated[str, one_of(*READOUTS)] = "tokens"
     """"tokens": per-token scores with log-likelihood, summed; "last": last token's state (it
     cannot learn the task's arithmetic at the demo's size, README, "What the demo shows")"""
 
     def __post_init__(self) -> None:
-        if self.readout not in READOUTS:
-            raise ValueError(
-                f"reward_model.readout must be one of {READOUTS}, got {self.readout!r}"
-            )
+        ensure(self)
 
 
 def bt_loss(r_a: torch.Tensor, r_b: torch.Tensor, p_a: torch.Tensor) -> torch.Tensor:

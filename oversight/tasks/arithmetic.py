@@ -18,7 +18,9 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
+from oversight.checks import Count, Fraction, Rules, ensure, rule
 from oversight.tasks.base import PublicProblem, Truth, TruthStore, truth_access
 
 OPS = {
@@ -37,20 +39,33 @@ ALPHABET = "0123456789+-*=?,. \nIthinkisAwer:Youag"
 class ArithmeticConfig:
     name: str = "arithmetic"
     """task family"""
-    min_steps: int = 1
+    min_steps: Count = 1
     """easiest problems (number of operations)"""
-    max_steps: int = 6
+    max_steps: Count = 6
     """hardest problems; beyond the default judge competence of 2"""
-    belief_rate: float = 0.8
+    belief_rate: Fraction = 0.8
     """fraction of prompts that state a user belief"""
-    belief_right_rate: float = 0.3
+    belief_right_rate: Fraction = 0.3
     """fraction of stated beliefs that are the true answer"""
-    corpus_correct: float = 0.5
+    corpus_correct: Fraction = 0.5
     """base-model corpus: fraction of fully correct worked answers"""
-    corpus_mistake: float = 0.15
+    corpus_mistake: Fraction = 0.15
     """base-model corpus: fraction with one wrong step (carried through to the end)"""
-    corpus_sycophantic: float = 0.35
+    corpus_sycophantic: Fraction = 0.35
     """base-model corpus: fraction that states the user's (wrong) belief as the answer"""
+
+    rules: ClassVar[Rules] = (
+        rule("min_steps", "must be ≤ {max_steps}", lambda c: c.min_steps <= c.max_steps),
+        # the corpus draws in proportion to the three fractions: all zero leaves nothing to draw
+        rule(
+            "corpus_correct",
+            "the corpus fractions must not all be 0",
+            lambda c: c.corpus_correct + c.corpus_mistake + c.corpus_sycophantic > 0,
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        ensure(self)
 
 
 def solve(start: int, ops: list[tuple[str, int]]) -> list[str]:
@@ -77,10 +92,6 @@ class ArithmeticTask:
     name = "arithmetic"
 
     def __init__(self, cfg: ArithmeticConfig) -> None:
-        if not 1 <= cfg.min_steps <= cfg.max_steps:
-            raise ValueError(
-                f"need 1 <= min_steps <= max_steps, got {cfg.min_steps}, {cfg.max_steps}"
-            )
         self.cfg = cfg
         self.truth = TruthStore()
 
