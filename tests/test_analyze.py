@@ -284,37 +284,144 @@ def test_analysis_from_postgres(pg_url: str, tmp_path: Path) -> None:
     check_store_analysis(pg_url, tmp_path / "out")
 
 
+def overopt_run(
+    d: Path,
+    cfg: dict,
+    alpha: float,
+    beta: float,
+    rate: float,
+    experiment: str = "overoptimization",
+    size: str | None = "tiny",
+    noise: tuple[np.random.Generator, float] | None = None,
+) -> None:
+    """A run whose held-out gold follows 0.35 + d (alpha - beta log d) (plus noise, if given) and
+    whose proxy gain is d, evaluated every 2 PPO steps; its KL grows as rate (s - 1)^1.5."""
+    total = cfg["ppo"]["steps"]
+    kls = [rate * (s - 1) ** 1.5 for s in range(1, total + 1)]  # kl logged at step s
+
+    def gold(kl: float) -> float:
+        eps = noise[0].normal(0, noise[1]) if noise else 0.0
+        return 0.35 + float(gold_curve(math.sqrt(kl), alpha, beta)) + eps
+
+    rows = []
+    for s in range(1, total + 1):
+        row: dict[str, Any] = {"step": s, "kl": kls[s - 1]}
+        if s % 2 == 0 and s < total:  # eval after update s <-> the kl of step s + 1
+            row["eval/gold_accuracy/all"] = gold(kls[s])
+            row["eval/proxy_reward"] = math.sqrt(kls[s])
+        rows.append(row)
+    summ = summary(cfg, 0.2, 0.1, kl=kls[-1])
+    summ["base"]["gold_accuracy"]["all"] = 0.35
+    summ["final"]["gold_accuracy"]["all"] = gold(kls[-1])
+    summ["final"]["proxy_reward"] = math.sqrt(kls[-1])
+    write_run(d, cfg, summ, rows, experiment=experiment, size=size)
+
+
 def test_overoptimization_fit_recovers_the_curve(tmp_path: Path) -> None:
     """Held-out gold along training follows d (alpha - beta log d) exactly: the report has it."""
-    alpha, beta, total = 0.2, 0.1, 10
+    alpha, beta = 0.2, 0.1
     root = tmp_path / "overopt"
     for coef, rate in ((0.01, 0.4), (0.1, 0.2)):
         for seed in range(2):
-            cfg = config(seed, 2, steps=total, kl_coef=coef)
-            kls = [rate * (s - 1) ** 1.5 for s in range(1, total + 1)]  # kl logged at step s
-            rows = []
-            for s in range(1, total + 1):
-                row: dict[str, Any] = {"step": s, "kl": kls[s - 1]}
-                if s % 2 == 0 and s < total:  # eval after update s <-> the kl of step s + 1
-                    d = math.sqrt(kls[s])
-                    row["eval/gold_accuracy/all"] = 0.35 + float(gold_curve(d, alpha, beta))
-                    row["eval/proxy_reward"] = d
-                rows.append(row)
-            summ = summary(cfg, 0.2, 0.1, kl=kls[-1])
-            summ["final"]["gold_accuracy"]["all"] = 0.35 + float(
-                gold_curve(math.sqrt(kls[-1]), alpha, beta)
-            )
-            write_run(root / f"{coef}_{seed}", cfg, summ, rows, experiment="overoptimization")
+            cfg = config(seed, 2, steps=10, kl_coef=coef)
+            overopt_run(root / f"{coef}_{seed}", cfg, alpha, beta, rate)
     res = analyze(str(root), tmp_path / "out")
     (fam,) = res["families"]
     assert fam.keys == ["ppo.kl_coef"]
-    fit, pts = res["fits"][fam.name]["all settings"]
+    (proxy,) = res["fits"][fam.name].proxies  # only how far RL goes is swept: one proxy
+    fit, pts = proxy.fit, proxy.points
+    assert proxy.label == "all settings"
     assert len(pts) == 2 * 2 * 5  # four evaluations and the final one, per run
     assert fit.alpha == pytest.approx(alpha, abs=1e-6) and fit.beta == pytest.approx(beta, abs=1e-6)
+    assert proxy.spearman is not None and proxy.spearman < 1  # gold turns, the proxy does not
     report = (tmp_path / "out" / "report.md").read_text()
     assert "Over-optimisation fit" in report and f"{alpha:.4f} ± " in report
     assert "tiny_overoptimization.png" in res["plots"][fam.name][-1]
     assert np.isfinite(fit.alpha_se)
+
+
+ORACLE = {"_target_": "oversight.judges.simulated.Oracle", "name": "oracle"}
+
+
+def test_overoptimization_report_per_family_and_proxy(tmp_path: Path) -> None:
+    """Gao et al.'s family (oracle labels, two label budgets x two KL coefficients) and the biased
+    one, drawn from the law with noise: per proxy, alpha and beta recovered, d*, gold at d* and
+    Spearman's rho in the report, each family named for who labelled its proxy's pairs."""
+    rng = np.random.default_rng(0)
+    law = {128: (0.10, 0.06), 2048: (0.10, 0.03)}  # fewer labels: turns sooner (d* 1.95 vs 10.3)
+    root = tmp_path / "sweeps"
+    for n, (alpha, beta) in law.items():
+        for coef, rate in ((0.0, 0.6), (0.02, 0.3)):
+            for seed in range(3):
+                cfg = config(seed, 2, steps=20, kl_coef=coef) | {"judge": ORACLE}
+                cfg["protocol"] = {"n_comparisons": n}
+                overopt_run(
+                    root / "gao" / f"{n}_{coef}_{seed}", cfg, alpha, beta, rate, noise=(rng, 0.005)
+                )
+    for coef, rate in ((0.0, 0.6), (0.02, 0.3)):
+        for seed in range(3):
+            cfg = config(seed, 2, steps=20, kl_coef=coef)  # the pool's labels
+            overopt_run(
+                root / "biased" / f"{coef}_{seed}",
+                cfg,
+                -0.1,
+                -0.02,
+                rate,
+                "overoptimization_biased",
+            )
+            # the kind comes from the runs' configs, not the preset's name
+            overopt_run(root / "odd" / f"{coef}_{seed}", cfg, -0.1, -0.02, rate, size="small")
+    res = analyze(str(root), tmp_path / "out")
+    fits = res["fits"]
+    assert set(fits) == {
+        "overoptimization (tiny)",
+        "overoptimization (small)",
+        "overoptimization_biased (tiny)",
+    }
+    gao = fits["overoptimization (tiny)"]
+    assert gao.proxy_keys == ["protocol.n_comparisons"]
+    assert [p.label for p in gao.proxies] == [
+        "protocol.n_comparisons=128",
+        "protocol.n_comparisons=2048",
+    ]
+    for p, (alpha, beta) in zip(gao.proxies, law.values(), strict=True):
+        assert len(p.settings) == 2 and len(p.points) == 2 * 3 * 10  # both KL coefficients
+        assert p.fit is not None
+        assert p.fit.alpha == pytest.approx(alpha, rel=0.1) and p.fit.beta == pytest.approx(
+            beta, rel=0.1
+        )
+        assert abs(p.fit.beta - beta) < 3 * p.fit.beta_se
+        assert p.fit.d_peak == pytest.approx(math.exp(p.fit.alpha / p.fit.beta - 1))
+    small, large = gao.proxies
+    assert small.fit.d_peak < small.d_max < large.fit.d_peak  # one peak seen, one beyond the data
+    assert small.spearman < 0.5 < large.spearman  # past its peak gold falls as the proxy rises
+
+    report = (tmp_path / "out" / "report.md").read_text()
+    sections = {s.split("\n", 1)[0]: s for s in report.split("\n## ")[1:]}
+    gold_labels = "proxy trained on the oracle's labels (Gao et al.'s setting)"
+    biased = "proxy trained on the biased pool's labels: the proxy points away from gold from the"
+    assert gold_labels in sections["overoptimization (tiny)"]
+    assert biased in sections["overoptimization_biased (tiny)"]
+    assert biased in sections["overoptimization (small)"]  # named overoptimization, pool labels
+    assert gold_labels not in sections["overoptimization (small)"]
+    row = next(
+        line
+        for line in sections["overoptimization (tiny)"].splitlines()
+        if line.startswith("| protocol.n_comparisons=128 | oracle | 60 |")
+    )
+    f = small.fit
+    assert f"{f.alpha:.4f} ± {f.alpha_se:.4f} | {f.beta:.4f} ± {f.beta_se:.4f}" in row
+    assert f"| {f.d_peak:.3g} | {f.gain_at_peak:+.3f} | {small.spearman:.3g} |" in row
+    assert f"{large.fit.d_peak:.3g} (beyond the data)" in sections["overoptimization (tiny)"]
+    assert "no peak (β ≤ 0)" in sections["overoptimization_biased (tiny)"]
+    assert "ρ (proxy, gold)" in report and "Spearman" in report
+    heights = {}
+    for name in ("overoptimization_tiny", "overoptimization_biased_tiny"):
+        with Image.open(tmp_path / "out" / f"{name}_overoptimization.png") as im:
+            heights[name] = im.size[1]
+    assert (
+        heights["overoptimization_tiny"] > 1.8 * heights["overoptimization_biased_tiny"]
+    )  # 2 rows
 
 
 def test_empty_or_missing_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,6 +20,7 @@ from oversight.analysis.stats import (
     holm,
     percent_agreement,
     pgr,
+    spearman,
 )
 
 
@@ -104,6 +105,37 @@ def test_gold_curve_fit_recovers_known_coefficients() -> None:
     assert noisy.beta_se > 0
     assert gold_curve(0.0, 1.0, 1.0) == 0.0  # d log d -> 0: no NaN at the base model
     assert fit_gold_curve([0.0, 1.0], [0.0, 0.1]) is None  # too few points
+
+
+def test_gold_curve_fit_recovers_the_law_from_noisy_paths() -> None:
+    """Five seeds' paths drawn from the law with noise: alpha, beta within 10% and within three
+    standard errors (so the SEs are honest too), and the peak where d (alpha - beta log d) turns."""
+    alpha, beta = 0.10, 0.05  # d* = e: rises, peaks at gain beta e = 0.136, falls by d = 6
+    rng = np.random.default_rng(0)
+    d = np.concatenate([np.sort(rng.uniform(0.1, 6.0, 15)) for _ in range(5)])
+    fit = fit_gold_curve(d, gold_curve(d, alpha, beta) + rng.normal(0, 0.01, len(d)))
+    assert fit is not None and fit.n == 75
+    for est, se, true in ((fit.alpha, fit.alpha_se, alpha), (fit.beta, fit.beta_se, beta)):
+        assert 0 < se < 0.1 * true
+        assert est == pytest.approx(true, rel=0.1) and abs(est - true) < 3 * se
+    assert fit.d_peak == pytest.approx(math.exp(fit.alpha / fit.beta - 1))
+    assert fit.d_peak == pytest.approx(math.e, rel=0.1)
+    assert fit.gain_at_peak == pytest.approx(float(gold_curve(fit.d_peak, fit.alpha, fit.beta)))
+    assert fit.gain_at_peak == pytest.approx(beta * math.e, rel=0.1)
+    # gold that only falls (biased labels): beta <= 0, no peak
+    falling = fit_gold_curve(d, gold_curve(d, -0.2, -0.05))
+    assert falling is not None and falling.d_peak is None and falling.gain_at_peak is None
+
+
+def test_spearman_known_values() -> None:
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [1, 4, 9, 16]) == pytest.approx(1.0)  # ranks, not values
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    # ranks (1, 2, 3, 4) vs (2, 1, 4, 3): 1 - 6 * 4 / (4 * 15) = 0.6
+    assert spearman([1, 2, 3, 4], [2, 1, 4, 3]) == pytest.approx(0.6)
+    assert spearman([1, 2, None, 3, math.nan], [1, 2, 5, 3, 4]) == pytest.approx(1.0)  # pairs
+    assert spearman([1, 2], [1, 2]) is None  # too few pairs
+    assert spearman([1, 2, 3], [0.5, 0.5, 0.5]) is None  # a constant side: undefined
 
 
 def test_cohen_kappa_known_values() -> None:

@@ -17,8 +17,10 @@ config keys that differ between a family's settings. It writes into the output f
 - `report.md`: the same tables, the failed and unfinished runs, and the plots;
 - PNG plots per family: held-out gold accuracy and proxy reward over training; final gold
   accuracy and sycophancy against judge competence (when competence was swept); judge cost per
-  label; for over-optimisation sweeps, gold gain against d = sqrt(KL) with the fitted
-  d (alpha - beta log d) curve (Gao et al. 2022).
+  label; for over-optimisation sweeps, per proxy (the settings sharing a reward model, e.g. a
+  label budget), gold and proxy gain against d = sqrt(KL) with the fitted d (alpha - beta log d)
+  curve (Gao et al. 2022), whose alpha, beta (with s.e.), peak d* and gold there, and the proxy's
+  Spearman correlation with gold, are in the report, which says whose labels trained the proxy.
 
 Failed runs and runs without a summary (still running, or killed) are listed, never dropped
 silently; statistics use finished runs only.

@@ -71,6 +71,18 @@ def lookup(node: Any, *path: str) -> float | None:
     return float(node) if isinstance(node, int | float) and not isinstance(node, bool) else None
 
 
+def held_out(run: RunData, key: str) -> list[tuple[int, float]]:
+    """(step, value) of a held-out metric over training: base, every `eval.every`, final."""
+    assert run.summary is not None
+    total = int(run.config.get("ppo", {}).get("steps", max(run.steps, default=0)))
+    path = {"gold": ("gold_accuracy", "all"), "proxy": ("proxy_reward",)}[key]
+    step_key = {"gold": "eval/gold_accuracy/all", "proxy": "eval/proxy_reward"}[key]
+    pts = [(0, lookup(run.summary, "base", *path))]
+    pts += [(s, lookup(row, step_key)) for s, row in sorted(run.steps.items()) if 0 < s < total]
+    pts.append((total, lookup(run.summary, "final", *path)))
+    return [(s, v) for s, v in pts if v is not None]
+
+
 def _plain(node: Any) -> Any:
     """An OmegaConf node as plain data, resolving what resolves; an interpolation that cannot
     be resolved outside its Hydra job (`${hydra:...}`) is kept as its text."""

@@ -1,9 +1,8 @@
-"""Plots per family: training curves, metrics against judge competence, judge cost, and gold
-against sqrt(KL) with the fitted Gao et al. curve."""
+"""Plots per family: training curves, metrics against judge competence, judge cost, and gold and
+proxy against sqrt(KL) per proxy, with the fitted Gao et al. curves."""
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +12,9 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global state, renders with Agg
 
 from oversight.analysis.group import Family, Setting, display_key, show_value
-from oversight.analysis.load import OVEROPT_KEYS, RunData, lookup
-from oversight.analysis.stats import CurveFit, fit_gold_curve, gold_curve
+from oversight.analysis.load import RunData, held_out
+from oversight.analysis.overopt import Overopt
+from oversight.analysis.stats import gold_curve
 
 
 def _colors(n: int) -> list[Any]:
@@ -43,22 +43,10 @@ def _panels(axes: Any, xlabel: str, *panels: tuple[str, str]) -> None:
         ax.grid(alpha=0.3)
 
 
-def _held_out(run: RunData, key: str) -> list[tuple[int, float]]:
-    """(step, value) of a held-out metric over training: base, every `eval.every`, final."""
-    assert run.summary is not None
-    total = int(run.config.get("ppo", {}).get("steps", max(run.steps, default=0)))
-    path = {"gold": ("gold_accuracy", "all"), "proxy": ("proxy_reward",)}[key]
-    step_key = {"gold": "eval/gold_accuracy/all", "proxy": "eval/proxy_reward"}[key]
-    pts = [(0, lookup(run.summary, "base", *path))]
-    pts += [(s, lookup(row, step_key)) for s, row in sorted(run.steps.items()) if 0 < s < total]
-    pts.append((total, lookup(run.summary, "final", *path)))
-    return [(s, v) for s, v in pts if v is not None]
-
-
 def _mean_curve(runs: Sequence[RunData], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     by_step: dict[int, list[float]] = defaultdict(list)
     for r in runs:
-        for s, v in _held_out(r, key):
+        for s, v in held_out(r, key):
             by_step[s].append(v)
     steps = np.array(sorted(by_step))
     mean = np.array([np.mean(by_step[s]) for s in steps])
@@ -170,81 +158,42 @@ def plot_judge_cost(f: Family, path: Path, n_resamples: int) -> None:
     fig.savefig(path, dpi=110)
 
 
-def overopt_points(run: RunData) -> list[tuple[float, float, float]]:
-    """(d = sqrt(KL), gold gain over the base model, proxy gain) along a run's training.
-
-    The KL logged at step s is measured on that step's rollout, before its update; the policy
-    evaluated after step s is the one the rollout of step s + 1 measured, so that KL is used.
-    """
-    base_gold = lookup(run.summary, "base", "gold_accuracy", "all")
-    base_proxy = lookup(run.summary, "base", "proxy_reward")
-    gold = dict(_held_out(run, "gold"))
-    proxy = dict(_held_out(run, "proxy"))
-    if not gold or base_gold is None:
-        return []
-    total = max(gold)
-    pts = []
-    for s, g in sorted(gold.items()):
-        if s == 0:
-            continue
-        row = run.steps.get(s + 1) or run.steps.get(s) or {}
-        kl = lookup(run.summary, "kl") if s == total else lookup(row, "kl")
-        if kl is None:
-            continue
-        pg = proxy.get(s)
-        gain_p = pg - base_proxy if pg is not None and base_proxy is not None else math.nan
-        pts.append((math.sqrt(max(kl, 0.0)), g - base_gold, gain_p))
-    return pts
-
-
-def overopt_fits(f: Family) -> dict[str, tuple[CurveFit | None, list[tuple[float, float, float]]]]:
-    """Per setting, and pooled over all settings ("all settings"): the fit and its points."""
-    out = {}
-    pooled: list[tuple[float, float, float]] = []
-    for s in f.settings:
-        pts = [p for r in s.finished for p in overopt_points(r)]
-        pooled += pts
-        out[s.label] = (fit_gold_curve([p[0] for p in pts], [p[1] for p in pts]), pts)
-    out["all settings"] = (fit_gold_curve([p[0] for p in pooled], [p[1] for p in pooled]), pooled)
-    return out
-
-
-def plot_overopt(f: Family, fits: dict[str, Any], path: Path) -> None:
-    fig = Figure(figsize=(11, 4.4), layout="constrained")
-    axes = fig.subplots(1, 2)
-    colors = _colors(len(f.settings))
-    dmax = max([p[0] for _, pts in fits.values() for p in pts] + [1e-3])
+def plot_overopt(f: Family, o: Overopt, path: Path) -> None:
+    """One row per proxy: gold gain (with the fitted curves) and proxy gain against d."""
+    fig = Figure(figsize=(11, 0.6 + 3.8 * len(o.proxies)), layout="constrained")
+    axes = fig.subplots(len(o.proxies), 2, squeeze=False, sharex=True)
+    dmax = max([p.d_max for p in o.proxies] + [1e-3])
     grid = np.linspace(0, dmax * 1.05, 200)
-    for s, c in zip(f.settings, colors, strict=True):
-        fit, pts = fits[s.label]
-        if not pts:
-            continue
-        d = [p[0] for p in pts]
-        axes[0].scatter(d, [p[1] for p in pts], color=c, s=14, alpha=0.7, label=s.label)
-        axes[1].scatter(d, [p[2] for p in pts], color=c, s=14, alpha=0.7, label=s.label)
-        if fit is not None:
-            axes[0].plot(grid, gold_curve(grid, fit.alpha, fit.beta), color=c, lw=1, alpha=0.8)
-    pooled = fits["all settings"][0]
-    if pooled is not None:
-        axes[0].plot(
-            grid,
-            gold_curve(grid, pooled.alpha, pooled.beta),
-            "k-",
-            lw=2,
-            label=f"fit, all settings: α={pooled.alpha:.3f}, β={pooled.beta:.3f}",
+    fits = {p.label: p for p in o.settings}
+    others = [k for k in f.keys if k not in o.proxy_keys]
+    for (gold_ax, proxy_ax), proxy in zip(axes, o.proxies, strict=True):
+        for s, c in zip(proxy.settings, _colors(len(proxy.settings)), strict=True):
+            pts, fit = fits[s.label].points, fits[s.label].fit
+            own = grid[grid <= fits[s.label].d_max]  # its curve only as far as its runs went
+            label = ", ".join(f"{display_key(k)}={show_value(k, s.items.get(k))}" for k in others)
+            for ax, i in ((gold_ax, 1), (proxy_ax, 2)):
+                ax.scatter([p[0] for p in pts], [p[i] for p in pts], color=c, s=14, alpha=0.7)
+            if fit is not None:
+                gold_ax.plot(own, gold_curve(own, fit.alpha, fit.beta), color=c, lw=1)
+            proxy_ax.plot([], [], "o", color=c, ms=4, label=label or s.label)
+        if proxy.fit is not None:
+            a, b = proxy.fit.alpha, proxy.fit.beta
+            gold_ax.plot(grid, gold_curve(grid, a, b), "k-", lw=2, label=f"α={a:.3f}, β={b:.3f}")
+            peak = proxy.fit.d_peak
+            if peak is not None and peak <= grid[-1]:
+                gold_ax.axvline(peak, color="k", ls=":", lw=1, label=f"d* = {peak:.2f}")
+            gold_ax.legend(fontsize=8, title="fit, settings pooled", loc="best")
+        _panels(
+            (gold_ax, proxy_ax),
+            "d = √KL to the base model (√nats)",
+            ("gold accuracy gain over base", f"{proxy.label}: gold, d (α − β log d) fitted"),
+            ("proxy reward gain over base (RM s.d.)", f"{proxy.label}: proxy"),
         )
-    _panels(
-        axes,
-        "d = √KL to the base model (√nats)",
-        ("gold accuracy gain over base (fraction correct)", "Gold: d (α − β log d) fitted (lines)"),
-        ("proxy reward gain over base (RM s.d.)", "Proxy reward"),
+        proxy_ax.legend(fontsize=8, loc="best")
+        for ax in (gold_ax, proxy_ax):
+            ax.axhline(0, color="grey", lw=0.8)
+    fig.suptitle(
+        f"{f.name}: over-optimisation, every held-out evaluation of every seed "
+        "(thin lines: one setting's fit)"
     )
-    for ax in axes:
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.legend(fontsize=8, title=", ".join(map(display_key, f.keys)) or None, loc="best")
-    fig.suptitle(f"{f.name}: over-optimisation (every held-out evaluation of every seed)")
     fig.savefig(path, dpi=110)
-
-
-def is_overopt(f: Family) -> bool:
-    return f.name.split(" ")[0] == "overoptimization" or any(k in OVEROPT_KEYS for k in f.keys)

@@ -9,14 +9,8 @@ from typing import Any
 from oversight.analysis.gap import gap_recovered
 from oversight.analysis.group import Family, choose_baselines, display_key, group
 from oversight.analysis.load import RunData, load_dir, load_store
-from oversight.analysis.plots import (
-    is_overopt,
-    overopt_fits,
-    plot_competence,
-    plot_curves,
-    plot_judge_cost,
-    plot_overopt,
-)
+from oversight.analysis.overopt import Overopt, PathFit, is_overopt, kind, labeller, overopt_fits
+from oversight.analysis.plots import plot_competence, plot_curves, plot_judge_cost, plot_overopt
 from oversight.analysis.stats import CI, TEST_NAMES, Test
 from oversight.analysis.tables import Comparison, comparisons, fmt_number, write_csvs
 
@@ -45,7 +39,7 @@ def analyze(
     write_csvs(out, families, comps, gaps, n_resamples)
 
     plots: dict[str, list[str]] = {}
-    fits: dict[str, dict[str, Any]] = {}
+    fits: dict[str, Overopt] = {}
     for f in families:
         names = plots.setdefault(f.name, [])
         if not any(s.finished for s in f.settings):
@@ -81,7 +75,7 @@ def _report(
     comps: Sequence[Comparison],
     gaps: dict[int, CI],
     plots: dict[str, list[str]],
-    fits: dict[str, dict[str, Any]],
+    fits: dict[str, Overopt],
     test: Test,
     n_resamples: int,
 ) -> str:
@@ -162,26 +156,7 @@ def _report(
                 lines.append(f"| {c.setting} | {c.metric} | {diff} | {p} | {ph} | {sig} |")
             lines.append("")
         if f.name in fits:
-            lines += [
-                "### Over-optimisation fit",
-                "",
-                "gold(d) − gold(0) = d (α − β log d), d = √KL (nats), fitted by least squares "
-                "(`scipy.optimize.curve_fit`) to every held-out evaluation of every seed; "
-                "d* = exp(α/β − 1) is where the fitted gold peaks.",
-                "",
-                "| setting | points | α ± s.e. | β ± s.e. | d* |",
-                "|---|---|---|---|---|",
-            ]
-            for label, (fit, pts) in fits[f.name].items():
-                if fit is None:
-                    lines.append(f"| {label} | {len(pts)} | too few points | | |")
-                    continue
-                peak = f"{fit.d_peak:.3g}" if fit.d_peak is not None else "none (β ≤ 0)"
-                lines.append(
-                    f"| {label} | {fit.n} | {fit.alpha:.4f} ± {fit.alpha_se:.4f} | "
-                    f"{fit.beta:.4f} ± {fit.beta_se:.4f} | {peak} |"
-                )
-            lines.append("")
+            lines += _overopt_section(f, fits[f.name])
         if plots.get(f.name):
             lines += ["### Plots", ""] + [f"![{p}]({p})" for p in plots[f.name]] + [""]
     bad = [
@@ -200,3 +175,61 @@ def _report(
                 f"| {f.name} | {s.label} | {r.seed} | {r.status} | `{r.source}` | {r.detail} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _overopt_section(f: Family, o: Overopt) -> list[str]:
+    kinds = {kind(p.runs) for p in o.proxies}
+    what = kinds.pop() if len(kinds) == 1 else "it differs between proxies (the *labels* column)"
+    judges = ", ".join(f"`{j}`" for j in sorted({labeller(r) for p in o.proxies for r in p.runs}))
+    shared = ", ".join(f"`{display_key(k)}`" for k in o.proxy_keys)
+    pooled = ", ".join(f"`{k}`" for k in f.keys if k not in o.proxy_keys)
+    return [
+        "### Over-optimisation fit",
+        "",
+        f"**Which experiment:** {what}. (From the runs' configs: the judge that labelled the "
+        f"proxy's training pairs is {judges}.)",
+        "",
+        "gold(d) − gold(0) = d (α − β log d), d = √KL (nats) to the base model, fitted by least "
+        "squares (`scipy.optimize.curve_fit`) to every held-out evaluation of every seed. "
+        "A proxy is the settings that share a reward model"
+        + (f" (the same {shared})" if shared else "")
+        + (f", pooled over how far RL went ({pooled})" if pooled else "")
+        + ". d* = exp(α/β − 1) is where the fitted gold peaks (none when β ≤ 0: it never turns), "
+        "and the fitted gold gain there is β d*; *d reached* is the largest d measured, so a d* "
+        "beyond it is an extrapolation; *no fit*: fewer than three evaluations at d > 0, all at "
+        "one d, or a fit that failed. ρ: Spearman's rank correlation of the proxy's gain with "
+        "gold's over the same points (1: the proxy ranks the policies along the path as gold "
+        "does).",
+        "",
+        *_fit_table("proxy", o.proxies),
+        "Per setting:",
+        "",
+        *_fit_table("setting", o.settings),
+    ]
+
+
+def _fit_table(name: str, fits: Sequence[PathFit]) -> list[str]:
+    lines = [
+        f"| {name} | labels | points | d reached | α ± s.e. | β ± s.e. | d* | gold gain at d* "
+        "| ρ (proxy, gold) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in fits:
+        who = ", ".join(sorted({labeller(r) for r in p.runs}))
+        cells = [p.label, who, str(len(p.points)), f"{p.d_max:.3g}"]
+        fit = p.fit
+        if fit is None:
+            cells += ["no fit", "", "", ""]
+        else:
+            cells += [
+                f"{fit.alpha:.4f} ± {fit.alpha_se:.4f}",
+                f"{fit.beta:.4f} ± {fit.beta_se:.4f}",
+            ]
+            if fit.d_peak is None or fit.gain_at_peak is None:
+                cells += ["no peak (β ≤ 0)", "–"]
+            else:
+                beyond = " (beyond the data)" if fit.d_peak > p.d_max else ""
+                cells += [f"{fit.d_peak:.3g}{beyond}", f"{fit.gain_at_peak:+.3f}"]
+        cells.append(fmt_number(p.spearman, 3) or "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -4,6 +4,7 @@
 - `compare`: two-sided p-value of a two-sample test (Welch's t-test or Mann-Whitney U).
 - `holm`: Holm-Bonferroni adjusted p-values (family-wise error control).
 - `fit_gold_curve`: Gao et al.'s (2022) over-optimisation law gold(d) = d (alpha - beta log d).
+- `spearman`: rank correlation of two paired series (the proxy with gold along training).
 """
 
 from __future__ import annotations
@@ -175,6 +176,12 @@ class CurveFit:
         with np.errstate(over="ignore"):
             return float(np.exp(self.alpha / self.beta - 1.0))
 
+    @property
+    def gain_at_peak(self) -> float | None:
+        """The fitted gold gain at d*: beta d* (there log d* = alpha / beta - 1)."""
+        d = self.d_peak
+        return None if d is None else self.beta * d
+
 
 def fit_gold_curve(d: Sequence[float], gain: Sequence[float]) -> CurveFit | None:
     """Least-squares fit of gain = d (alpha - beta log d) (scipy `curve_fit`).
@@ -195,6 +202,22 @@ def fit_gold_curve(d: Sequence[float], gain: Sequence[float]) -> CurveFit | None
         return None
     se = np.sqrt(np.clip(np.diag(cov), 0, None)) if np.all(np.isfinite(cov)) else [math.nan] * 2
     return CurveFit(float(alpha), float(beta), float(se[0]), float(se[1]), len(dd))
+
+
+def spearman(x: Sequence[float | None], y: Sequence[float | None]) -> float | None:
+    """Spearman's rank correlation of paired values (`scipy.stats.spearmanr`), over the pairs
+    where both are finite; None with fewer than three pairs or a constant side (undefined)."""
+    pairs = [
+        (a, b)
+        for a, b in zip(x, y, strict=True)
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+    ]
+    if len(pairs) < 3:
+        return None
+    xa, ya = np.array(pairs, dtype=float).T
+    if _constant(xa) or _constant(ya):
+        return None
+    return float(stats.spearmanr(xa, ya).statistic)
 
 
 # ---- agreement between raters (the human study) -------------------------------------------
