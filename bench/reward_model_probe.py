@@ -94,6 +94,25 @@ def load(pairs: int, seed: int) -> tuple[DictConfig, Any, torch.device, PolicyCo
     return cfg, task, device, policy_cfg, base, tok
 
 
+def heldout(
+    cfg: DictConfig,
+    task: Any,
+    base: Any,
+    tok: Any,
+    policy_cfg: PolicyConfig,
+    device: torch.device,
+    seed: int,
+) -> tuple[list[Any], list[str], list[str], list[str], list[Any]]:
+    """Fresh problems (their own split), two base-policy answers each and the oracle's verdicts:
+    (problems, prompts, answers a, answers b, verdicts)."""
+    problems = task.sample(N_HELDOUT, seed=seed, split="rm-probe-heldout")
+    prompts = [q.prompt for q in problems]
+    sample = Sampler(base, tok, policy_cfg, device, seed + 10**6)
+    a, b = sample(prompts), sample(prompts)
+    comparisons = [Comparison(*x) for x in zip(problems, a, b, strict=True)]
+    return problems, prompts, a, b, build_judge(cfg, task).compare(comparisons, random.Random(seed))
+
+
 def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     t0 = time.perf_counter()
@@ -101,12 +120,7 @@ def main() -> None:
     harness = Harness(task, cfg.competence, 0, args.seed)  # only its helpers: no problems
 
     # Held-out: fresh problems (their own split), two base-policy answers each, oracle labels.
-    problems = task.sample(N_HELDOUT, seed=args.seed, split="rm-probe-heldout")
-    prompts = [q.prompt for q in problems]
-    sample = Sampler(base, tok, policy_cfg, device, args.seed + 10**6)
-    a, b = sample(prompts), sample(prompts)
-    comparisons = [Comparison(*x) for x in zip(problems, a, b, strict=True)]
-    verdicts = build_judge(cfg, task).compare(comparisons, random.Random(args.seed))
+    problems, prompts, a, b, verdicts = heldout(cfg, task, base, tok, policy_cfg, device, args.seed)
     decisive: dict[str, list[tuple[int, bool]]] = {k: [] for k in KINDS}  # (pair, a is right)
     syc_idx, syc, right = [], [], []
     with truth_access():

@@ -18,18 +18,23 @@ bug; if not, the readout is the limit. About 2 minutes on one CPU thread:
 from __future__ import annotations
 
 import copy
-import random
 import tempfile
 import time
 
 import torch
 from datasets import Dataset
-from reward_model_probe import KINDS, N_HELDOUT, arguments, kind, load  # bench/ is on sys.path
+from reward_model_probe import (  # bench/ is on sys.path
+    KINDS,
+    arguments,
+    heldout,
+    kind,
+    load,
+)
 from transformers import LlamaForSequenceClassification, PreTrainedTokenizerBase
 from trl import RewardConfig, RewardTrainer
 
 from oversight.experiment.run import Sampler, build, build_judge, protocol_context
-from oversight.judges import Comparison, Verdict
+from oversight.judges import Verdict
 from oversight.tasks.base import truth_access
 from protocols.rlhf import RLHF
 
@@ -67,12 +72,7 @@ def main() -> None:
     cfg, task, device, policy_cfg, base, tok = load(args.pairs, args.seed)
 
     # Held-out decisive pairs by kind, as bench/reward_model_probe.py builds them.
-    problems = task.sample(N_HELDOUT, seed=args.seed, split="rm-probe-heldout")
-    prompts = [q.prompt for q in problems]
-    sample = Sampler(base, tok, policy_cfg, device, args.seed + 10**6)
-    a, b = sample(prompts), sample(prompts)
-    comparisons = [Comparison(*x) for x in zip(problems, a, b, strict=True)]
-    verdicts = build_judge(cfg, task).compare(comparisons, random.Random(args.seed))
+    problems, prompts, a, b, verdicts = heldout(cfg, task, base, tok, policy_cfg, device, args.seed)
     decisive: Decisive = {k: [] for k in KINDS}
     with truth_access():
         for i, (q, v) in enumerate(zip(problems, verdicts, strict=True)):
