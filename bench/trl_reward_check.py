@@ -96,7 +96,7 @@ def main() -> None:
     ours["train"] = protocol.stats["rm_train_accuracy"]
 
     # TRL: same trunk, same decided pairs, hard labels.
-    dec = [(r.comparison, r.outcome) for r in records if isinstance(r.outcome, Verdict)]
+    dec = [(r.item, r.outcome) for r in records if isinstance(r.outcome, Verdict)]
     print(f"train pairs: {len(records)}, oracle prob_a values {sorted({v.prob_a for _, v in dec})}")
     dec = [(c, v) for c, v in dec if v.prob_a != 0.5]
     tp = [c.problem.prompt for c, _ in dec]

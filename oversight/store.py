@@ -158,10 +158,10 @@ class Store:
             s.commit()
 
     def log_judgments(self, run_id: int, step: int, records: list[Any]) -> None:
-        """Store `protocols.JudgmentRecord`s (typed outcomes become columns)."""
+        """Store `oversight.judges.JudgmentRecord`s (typed outcomes become columns)."""
         rows = []
         for r in records:
-            c, o = r.comparison, r.outcome
+            c, o = r.item, r.outcome
             row = Judgment(
                 run_id=run_id,
                 step=step,

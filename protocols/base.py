@@ -21,18 +21,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oversight.judges import Comparison, Judge, Outcome
+from oversight.judges import Comparison, Judge, JudgmentRecord
 from oversight.tasks import PublicProblem
-
-
-@dataclass(frozen=True)
-class JudgmentRecord:
-    """One judgment the protocol asked for; every one is stored, and scored by the harness."""
-
-    comparison: Comparison
-    outcome: Outcome
-    phase: str
-    """"labels" (before RL), "refresh" (during RL), or a protocol's own phase name"""
 
 
 @dataclass

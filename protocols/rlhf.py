@@ -51,7 +51,7 @@ class RLHF(Protocol):
         )
 
     def _fit(self, records: list[JudgmentRecord]) -> None:
-        decided = [(r.comparison, r.outcome) for r in records if isinstance(r.outcome, Verdict)]
+        decided = [(r.item, r.outcome) for r in records if isinstance(r.outcome, Verdict)]
         c = [x for x, _ in decided]
         p_a = [v.prob_a if self.rm_cfg.soft_labels else float(v.prefers_a) for _, v in decided]
         prompts, a, b = [x.problem.prompt for x in c], [x.a for x in c], [x.b for x in c]

@@ -9,9 +9,8 @@ from sqlalchemy import inspect
 
 from oversight import study
 from oversight.errors import ConfigError
-from oversight.judges import Comparison, Failure, Oracle
+from oversight.judges import Comparison, Failure, JudgmentRecord, Oracle
 from oversight.store import Store
-from protocols.base import JudgmentRecord
 from tests.helpers import correct_response, subprocess_env
 
 

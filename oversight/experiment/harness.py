@@ -91,7 +91,7 @@ class Harness:
         """How often the judge preferred the right answer, over pairs where exactly one is right."""
         hits: dict[str, list[bool]] = {"within": [], "beyond": []}
         for r in records:
-            c, o = r.comparison, r.outcome
+            c, o = r.item, r.outcome
             if not isinstance(o, Verdict):
                 continue
             ok_a, ok_b = self._correct(c.problem, c.a), self._correct(c.problem, c.b)

@@ -5,7 +5,15 @@ re-exported here: they bring the human-study store (`oversight.study`) with them
 with simulated judges has no use for. Import them from `oversight.judges.human`.
 """
 
-from oversight.judges.base import Comparison, Cost, Failure, Judge, Outcome, Verdict
+from oversight.judges.base import (
+    Comparison,
+    Cost,
+    Failure,
+    Judge,
+    JudgmentRecord,
+    Outcome,
+    Verdict,
+)
 from oversight.judges.pool import RaterPool
 from oversight.judges.simulated import Oracle, SimulatedRater
 
@@ -14,6 +22,7 @@ __all__ = [
     "Cost",
     "Failure",
     "Judge",
+    "JudgmentRecord",
     "Oracle",
     "Outcome",
     "RaterPool",

@@ -46,6 +46,16 @@ class Failure:
 Outcome = Verdict | Failure
 
 
+@dataclass(frozen=True)
+class JudgmentRecord:
+    """One judgment a protocol asked for; every one is stored, and scored by the harness."""
+
+    item: Comparison
+    outcome: Outcome
+    phase: str
+    """"labels" (before RL), "refresh" (during RL), or a protocol's own phase name"""
+
+
 @dataclass
 class Cost:
     """What a judge has spent so far: decided comparisons, verifier checks, judge-seconds."""
