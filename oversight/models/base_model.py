@@ -23,15 +23,17 @@ from oversight.cache import cache_root
 from oversight.errors import ConfigError
 from oversight.models.policy import PolicyConfig, build_model, load_pretrained
 from oversight.models.sft import sft
-from oversight.models.tokenizer import char_tokenizer
+from oversight.models.tokenizer import char_alphabet, char_tokenizer
 from oversight.tasks import Task
 from oversight.tasks.arithmetic import ALPHABET
 
-CACHE_FORMAT = 3  # bump when the task's text format or the way base models are built changes
+CACHE_FORMAT = 4  # bump when the task's text format or the way base models are built changes
+# 4: SFT on the packed forward with a fused AdamW (the same math, rounded differently)
 
 
-def base_key(policy: PolicyConfig, task_cfg: dict[str, Any]) -> str:
-    """Everything that determines the base model, hashed. The run seed is deliberately not in it."""
+def base_key(policy: PolicyConfig, task_cfg: dict[str, Any], extra_chars: str = "") -> str:
+    """Everything that determines the base model, hashed. The run seed is deliberately not in it.
+    With no `extra_chars` the vocabulary is ALPHABET's, and the key what it always was."""
     spec = {
         k: v
         for k, v in asdict(policy).items()
@@ -40,7 +42,12 @@ def base_key(policy: PolicyConfig, task_cfg: dict[str, Any]) -> str:
     if policy.path is not None:
         spec["path_mtime"] = Path(policy.path).expanduser().stat().st_mtime
     blob = json.dumps(
-        {"format": CACHE_FORMAT, "alphabet": ALPHABET, "policy": spec, "task": task_cfg},
+        {
+            "format": CACHE_FORMAT,
+            "alphabet": char_alphabet(extra_chars),
+            "policy": spec,
+            "task": task_cfg,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -56,14 +63,22 @@ def _load_entry(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase] |
 
 
 def base_model(
-    policy: PolicyConfig, task: Task, task_cfg: dict[str, Any], device: torch.device | str = "cpu"
+    policy: PolicyConfig,
+    task: Task,
+    task_cfg: dict[str, Any],
+    device: torch.device | str = "cpu",
+    extra_chars: str = "",
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """The base model for this config, from the cache or trained now (one builder per key)."""
+    """The base model for this config, from the cache or trained now (one builder per key).
+
+    `extra_chars`: characters beyond the task's that its prompts will carry (a protocol that
+    writes critiques into them declares theirs); they extend a from-scratch model's vocabulary.
+    """
     if policy.path is not None and not Path(policy.path).expanduser().is_dir():
         raise ConfigError(f"policy path {policy.path!r} does not exist or is not a directory")
     root = cache_root(policy.cache_dir) / "base"
     root.mkdir(parents=True, exist_ok=True)
-    key = base_key(policy, task_cfg)
+    key = base_key(policy, task_cfg, extra_chars)
     entry = root / key
     with FileLock(str(root / f"{key}.lock")):  # concurrent sweep jobs: one trains, the rest wait
         loaded = _load_entry(entry)
@@ -81,7 +96,7 @@ def base_model(
             if policy.path is not None:
                 model, tok = load_pretrained(policy.path)
             else:
-                tok = char_tokenizer()
+                tok = char_tokenizer(ALPHABET + extra_chars)
                 torch.manual_seed(policy.base_seed)
                 model = build_model(policy, tok)
             model.to(device)
