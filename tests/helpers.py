@@ -95,8 +95,9 @@ class FailingRLHF(RLHF):
 class JudgeBot:
     """Threads' stand-in for people at the judging UI: they answer through the same calls.
 
-    `choose(view)` returns "A", "B" (as displayed) or None to skip. Every answer is logged as
-    (judge name, item id, displayed choice, text of the chosen answer).
+    `choose(view)` returns "A", "B" (as displayed), "accept" or "reject" (a one-answer item) or
+    None to skip. Every answer is logged as (judge name, item id, displayed choice, text of the
+    chosen answer, or of the one answer accepted or rejected).
     """
 
     def __init__(self, url: str, names: list[str], choose=None, limit: int | None = None):
@@ -138,7 +139,8 @@ class JudgeBot:
                     h.submit(self.engine, jid, view.assignment_id, choice)
                     with Session(self.engine) as s:
                         item_id = s.get(h.Assignment, view.assignment_id).item_id
-                    self.log.append((name, item_id, choice, view.payload[choice.lower()]))
+                    text = view.payload.get(choice.lower(), view.payload.get("answer"))
+                    self.log.append((name, item_id, choice, text))
                 if not busy:
                     self._stop.wait(0.05)
         except BaseException as e:  # surfaced by stop()

@@ -8,7 +8,15 @@ import pytest
 from sqlmodel import Session, select
 
 from oversight import study
-from oversight.judges import Comparison, Failure, SimulatedRater
+from oversight.judges import (
+    Argued,
+    Comparison,
+    Failure,
+    SimulatedRater,
+    SubAnswer,
+    Transcript,
+    Turn,
+)
 from oversight.judges.human import HumanJudge, HumanOrSimulated
 from oversight.study import Item
 from oversight.tasks.base import truth_access
@@ -70,6 +78,56 @@ def test_human_verdicts_reach_the_protocol_in_its_orientation(task, tmp_path, ju
     assert [o.prefers_a for o in again.compare(items, random.Random(1))] == [True] * 6
     with Session(again.engine) as s:
         assert len(s.exec(select(Item)).all()) == 9
+
+
+def test_every_kind_is_posted_and_its_verdicts_come_back(task, tmp_path, judge_bots):
+    url = f"sqlite:///{tmp_path}/study.db"
+    p = task.sample(5, seed=0, split="human-kinds")
+    good = [correct_response(task, q) for q in p]
+    bad = [wrong_first_step(task, q) for q in p]
+    items = [
+        Comparison(p[0], good[0], bad[0], critique_b="Step 1 is wrong."),
+        Transcript(p[1], bad[1], good[1], (Turn(1, "Your step 1 is wrong.", 0, bad[1][:5]),)),
+        Argued(p[2], good[2], ("Step 1 is right.",)),
+        Argued(p[3], bad[3]),
+        SubAnswer(p[4], good[4]),
+    ]
+    right = set(good)
+
+    def knows(view):
+        shown = view.payload
+        if view.kind in ("argued", "subquestion"):
+            return "accept" if shown["answer"] in right else "reject"
+        for t in shown.get("turns", []):  # a quote stays with the answer it was found in
+            assert t["verified"] and t["quote"] in shown["b" if t["speaker"] == "a" else "a"]
+        return "A" if shown["a"] in right else "B"
+
+    judge = make_judge(url)
+    judge.attach(task)
+    judge_bots(url, ["alice"], knows)
+    out = judge.decide(items, random.Random(0))
+    assert [o.prefers_a for o in out] == [True, False, True, False, True]
+    assert [o.prob_a for o in out] == [1.0, 0.0, 1.0, 0.0, 1.0]
+    with Session(judge.engine) as s:
+        stored = {i.id: i for i in s.exec(select(Item))}
+        shown = [(stored[a.item_id], a.swapped) for a in s.exec(select(study.Assignment))]
+    kinds = sorted(i.kind for i in stored.values())
+    assert kinds == ["argued", "argued", "critique_pairwise", "debate", "subquestion"]
+    pair = next(i.payload for i in stored.values() if i.kind == "critique_pairwise")
+    # the critique stays with the answer it is about, whichever way round the item is stored
+    about, other = ("a", "b") if pair["a"] == bad[0] else ("b", "a")
+    assert (pair[f"{about}_critique"], pair[f"{other}_critique"]) == ("Step 1 is wrong.", None)
+    argued = sorted(i.payload["argument"] for i in stored.values() if i.kind == "argued")
+    assert argued == [[], ["Step 1 is right."]]
+    assert not any(swapped for item, swapped in shown if item.kind in ("argued", "subquestion"))
+    # A restart finds every item again, whichever way round it asks for the two-sided ones.
+    again = make_judge(url, timeout_s=0)
+    again.attach(task)
+    assert [o.prefers_a for o in again.decide(items, random.Random(1))] == [
+        o.prefers_a for o in out
+    ]
+    with Session(again.engine) as s:
+        assert len(s.exec(select(Item)).all()) == 5
 
 
 def test_overlap_aggregates_the_judges(task, tmp_path, judge_bots):

@@ -294,3 +294,49 @@ def test_csv_export_defuses_spreadsheet_formulas(engine):
     assert rows[0]["prompt"] == "=cmd|' /C calc'!A0"  # JSONL keeps it verbatim
     text = study.to_csv(rows)
     assert "'=cmd|" in text and "'@SUM(1)" in text
+
+
+def test_one_answer_kinds_take_accept_or_reject_and_debates_swap_their_speakers(engine):
+    sid = study.ensure_study(engine, "s", overlap=8)
+    turns = [{"speaker": "a", "text": "b is wrong", "step": 0, "quote": "2", "verified": True}]
+    debate = {"prompt": "p", "a": "1", "b": "2", "turns": turns}
+    study.post_items(
+        engine,
+        sid,
+        [
+            study.NewItem(key="arg", kind="argued", payload={"prompt": "p", "answer": "1"}),
+            study.NewItem(key="sub", kind="subquestion", payload={"prompt": "p", "answer": "1"}),
+            study.NewItem(key="deb", kind="debate", payload=debate),
+        ],
+    )
+    answers = {"arg": "reject", "sub": "accept"}
+    for name in "abcdefgh":  # enough judges to see the debate both ways round
+        j = judge_id(engine, name)
+        while (v := study.next_assignment(engine, j)) is not None:
+            with Session(engine) as s:
+                a = s.get(Assignment, v.assignment_id)
+                key = s.get(Item, a.item_id).key
+            if key == "deb":
+                (t,) = v.payload["turns"]
+                assert v.payload[t["speaker"]] == "1"  # the speaker's own answer, as displayed
+                with pytest.raises(ValueError):
+                    study.submit(engine, j, v.assignment_id, "accept")
+                study.submit(engine, j, v.assignment_id, "A")
+                continue
+            assert not a.swapped  # one answer: nothing to put first
+            with pytest.raises(ValueError):
+                study.submit(engine, j, v.assignment_id, "A")
+            study.submit(engine, j, v.assignment_id, answers[key], 0.8)
+    with Session(engine) as s:
+        rows = s.exec(
+            select(Item.key, HumanVerdict.choice, HumanVerdict.prob_a, Assignment.swapped)
+            .join(Item, Item.id == HumanVerdict.item_id)
+            .join(Assignment, Assignment.id == HumanVerdict.assignment_id)
+        ).all()
+    assert sorted((k, c, p) for k, c, p, _ in rows if k != "deb") == [
+        *[("arg", "reject", pytest.approx(0.2))] * 8,
+        *[("sub", "accept", 0.8)] * 8,
+    ]
+    debates = [(c, swapped) for k, c, _, swapped in rows if k == "deb"]
+    assert {swapped for _, swapped in debates} == {True, False}
+    assert all(c == ("b" if swapped else "a") for c, swapped in debates)

@@ -287,3 +287,64 @@ def test_command_line_issues_revokes_and_exports(store, tmp_path, capsys):
     cli(["revoke", "alice", "--url", url])
     assert "revoked 1 token(s) of alice" in capsys.readouterr().out
     assert study.authenticate(store, token) is None
+
+
+def test_each_kind_has_a_renderer_that_shows_model_text_literally(store):
+    sid = study.ensure_study(store, "s")
+    turns = [
+        {"speaker": "a", "text": INJECTION, "step": 1, "quote": "2+2", "verified": True},
+        {"speaker": "b", "text": "no", "step": None, "quote": INJECTION, "verified": False},
+        {"speaker": "a", "text": "last", "step": None, "quote": None, "verified": None},
+    ]
+    kinds = {
+        "critique_pairwise": {"prompt": "p", "a": INJECTION, "b": "2", "a_critique": None},
+        "debate": {"prompt": "p", "a": "1+1", "b": INJECTION + " 2+2", "turns": turns},
+        "argued": {"prompt": "p", "answer": INJECTION, "argument": [INJECTION, "two"]},
+        "subquestion": {"prompt": INJECTION, "answer": "3"},
+    }
+    study.post_items(
+        store, sid, [study.NewItem(key=k, kind=k, payload=p) for k, p in kinds.items()]
+    )
+    titles = {
+        "critique_pairwise": "Compare two answers",
+        "debate": "Judge a debate",
+        "argued": "Check an argued answer",
+        "subquestion": "Check an answer to a sub-question",
+    }
+    at = signed_in(study.issue_token(store, "alice"))
+    for _ in kinds:
+        a, item = current(store, "alice")
+        assert at.subheader[0].value == titles[item.kind]
+        assert texts(at).count(INJECTION) == {"argued": 2, "debate": 2}.get(item.kind, 1)
+        rendered = [m.value for m in at.markdown] + [c.value for c in at.caption]
+        assert not any("evil" in r or "<script" in r or "pwned" in r for r in rendered)
+        assert not at.get("html") and not at.get("image")
+        if item.kind == "critique_pairwise":
+            assert "(none)" in texts(at)
+        if item.kind == "debate":
+            speaks = "B" if a.swapped else "A"  # the first turn is a's side's, as displayed
+            other = "A" if a.swapped else "B"
+            assert f"**Turn 1, for answer {speaks}**" in rendered
+            notes = [c.value for c in at.caption]
+            assert f"Says step 2 of answer {other} is wrong." in notes
+            assert f"Quote checked: it appears word for word in answer {other}." in notes
+            assert f"Quote checked: it does NOT appear in answer {speaks}." in notes
+        if item.kind in ("argued", "subquestion"):
+            assert not [b for b in at.button if b.key == f"pick-a-{a.id}"]
+            at.pills(key=f"confidence-{a.id}").set_value("Fairly sure").run()
+            button = "reject" if item.kind == "argued" else "accept"
+            at = at.button(key=f"{button}-{a.id}").click().run()
+        else:
+            at = click_own(at, a, "b")
+        assert not at.exception, at.exception
+    assert any("answered everything" in s.value for s in at.success)
+    with Session(store) as s:
+        got = {
+            i.kind: (v.choice, v.prob_a) for v, i in s.exec(select(HumanVerdict, Item).join(Item))
+        }
+    assert got == {
+        "critique_pairwise": ("b", 0.0),
+        "debate": ("b", 0.0),
+        "argued": ("reject", pytest.approx(0.2)),
+        "subquestion": ("accept", 0.8),
+    }

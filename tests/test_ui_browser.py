@@ -220,3 +220,64 @@ def test_judge_answers_in_a_real_browser(app_server, browser, task):
     shots = ("sign_in.png", "judge.png", "judge_injection.png", "admin.png", "admin_judges.png")
     for name in shots:
         assert (ARTIFACTS / name).stat().st_size > 10_000
+
+
+def test_debate_and_argued_items_in_a_real_browser(app_server, browser, task):
+    from selenium.webdriver.common.by import By
+
+    base, engine = app_server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    p = next(q for q in task.sample(200, seed=3, split="browser") if q.difficulty == 3)
+    with truth_access():
+        steps = list(task.truth.get(p.id).steps)
+    wrong = [steps[0][:-1] + str((int(steps[0][-1]) + 1) % 10), *steps[1:]]
+    right, bad = render_response(steps), render_response(wrong)
+    turns = [
+        {
+            "speaker": "a",
+            "text": "Step 1 is wrong.",
+            "step": 0,
+            "quote": wrong[0],
+            "verified": True,
+        },
+        {"speaker": "b", "text": INJECTION, "step": 1, "quote": "7*7=7", "verified": False},
+    ]
+    sid = study.ensure_study(engine, "browser-kinds", overlap=1)
+    study.post_items(
+        engine,
+        sid,
+        [
+            study.NewItem(
+                key="debate",
+                kind="debate",
+                payload={"prompt": p.prompt, "a": right, "b": bad, "turns": turns},
+            ),
+            study.NewItem(
+                key="argued",
+                kind="argued",
+                payload={"prompt": p.prompt, "answer": bad, "argument": ["Step 1 is right."]},
+            ),
+        ],
+    )
+    sign_in(browser, base, study.issue_token(engine, "alice"))
+    wait_for(browser, "//h3[contains(., 'Judge a debate')]")
+    wait_for(browser, "//*[contains(., 'it does NOT appear in answer')]")
+    body = browser.find_element(By.TAG_NAME, "body").text
+    assert "<script>alert('pwned')</script>" in body
+    assert not browser.find_elements(By.CSS_SELECTOR, "a[href*='evil'], img[src*='evil']")
+    time.sleep(0.5)
+    browser.save_screenshot(str(ARTIFACTS / "judge_debate.png"))
+    browser.find_element(By.XPATH, "//button[.//p[text()='A wins']]").click()
+    (v,) = wait_verdicts(engine, 1)
+    with Session(engine) as s:
+        first = s.get(Assignment, v.assignment_id)
+    assert v.choice == ("b" if first.swapped else "a")
+
+    wait_for(browser, "//h3[contains(., 'Check an argued answer')]")
+    time.sleep(0.5)
+    browser.save_screenshot(str(ARTIFACTS / "judge_argued.png"))
+    browser.find_element(By.TAG_NAME, "body").send_keys("n")  # the Reject key
+    vs = wait_verdicts(engine, 2)
+    assert vs[1].choice == "reject" and vs[1].prob_a == 0.0
+    for name in ("judge_debate.png", "judge_argued.png"):
+        assert (ARTIFACTS / name).stat().st_size > 10_000

@@ -25,12 +25,12 @@ def _show_flash() -> None:
         st.toast(msg)
 
 
-def _header(engine: Engine, ident: study.Identity, current: bool) -> None:
+def _header(engine: Engine, ident: study.Identity, current: bool, title: str) -> None:
     p = study.progress(engine, ident.judge_id)
     left_n = p.waiting + current  # the item on screen counts as still to do
     done = p.answered / (p.answered + left_n) if p.answered + left_n else 1.0
     left, mid, right = st.columns([3, 1, 1])
-    left.subheader("Compare two answers")
+    left.subheader(title)
     mid.metric("Answered", p.answered)
     right.metric("To do", left_n)
     st.progress(done, text=f"{p.answered} answered · {p.skipped} skipped · {left_n} to do")
@@ -61,7 +61,9 @@ def _idle(engine: Engine, ident: study.Identity) -> None:
 def render(engine: Engine, ident: study.Identity) -> None:
     _show_flash()
     item = study.next_assignment(engine, ident.judge_id)
-    _header(engine, ident, current=item is not None)
+    renderer = None if item is None else renderer_for(item.kind)
+    title = "Compare two answers" if renderer is None else renderer.title
+    _header(engine, ident, current=item is not None, title=title)
     if item is None:
         st.success("You have answered everything that is waiting for you. Thank you!")
         _idle(engine, ident)
@@ -70,7 +72,6 @@ def render(engine: Engine, ident: study.Identity) -> None:
         st.text(item.instructions)
     if item.time_limit_s:
         _countdown(engine, ident, item)
-    renderer = renderer_for(item.kind)
     response = None
     if renderer is None:
         st.error(f"This app cannot show items of kind {item.kind!r}; please skip it.")
@@ -79,7 +80,7 @@ def render(engine: Engine, ident: study.Identity) -> None:
     skipped = st.button(
         "Skip this item", key=f"skip-{item.assignment_id}", type="tertiary", shortcut="s"
     )
-    st.caption("Keys: **A** or **B** to choose, **S** to skip.")
+    st.caption(f"Keys: {renderer.keys}, **S** to skip." if renderer else "Keys: **S** to skip.")
     try:
         if skipped:
             study.skip(engine, ident.judge_id, item.assignment_id)

@@ -20,10 +20,13 @@ STYLE = """
   .block-container { padding-top: 3rem; max-width: 1240px; }
   .stAppDeployButton { display: none; }
   [class*="st-key-answer-"] pre, [class*="st-key-question-"] pre,
-  [class*="st-key-critique-"] pre { background: #f4f6fa; }
+  [class*="st-key-critique-"] pre, [class*="st-key-turn-"] pre,
+  [class*="st-key-argument-"] pre { background: #f4f6fa; }
   [class*="st-key-answer-"] code, [class*="st-key-question-"] code,
-  [class*="st-key-critique-"] code { font-size: 1.05rem; line-height: 1.6; }
-  [class*="st-key-pick-"] button { min-height: 3rem; font-size: 1.05rem; }
+  [class*="st-key-critique-"] code, [class*="st-key-turn-"] code,
+  [class*="st-key-argument-"] code { font-size: 1.05rem; line-height: 1.6; }
+  [class*="st-key-pick-"] button, [class*="st-key-accept-"] button,
+  [class*="st-key-reject-"] button { min-height: 3rem; font-size: 1.05rem; }
   button[kind="primary"], button[kind="primaryFormSubmit"] {
     background: #2563eb; border-color: #2563eb;
   }

@@ -6,26 +6,46 @@ with simulated judges has no use for. Import them from `oversight.judges.human`.
 """
 
 from oversight.judges.base import (
+    Argued,
     Comparison,
     Cost,
     Failure,
     Judge,
+    JudgeItem,
     JudgmentRecord,
     Outcome,
+    SubAnswer,
+    Transcript,
+    Turn,
     Verdict,
+    item_from_payload,
+    pointed_steps,
+    swapped,
+    unsupported,
+    verify_quotes,
 )
 from oversight.judges.pool import RaterPool
 from oversight.judges.simulated import Oracle, SimulatedRater
 
 __all__ = [
+    "Argued",
     "Comparison",
     "Cost",
     "Failure",
     "Judge",
+    "JudgeItem",
     "JudgmentRecord",
     "Oracle",
     "Outcome",
     "RaterPool",
     "SimulatedRater",
+    "SubAnswer",
+    "Transcript",
+    "Turn",
     "Verdict",
+    "item_from_payload",
+    "pointed_steps",
+    "swapped",
+    "unsupported",
+    "verify_quotes",
 ]

@@ -1,9 +1,14 @@
-"""Human judges through the store: the protocol's pairs become items in the Streamlit UI.
+"""Human judges through the store: the protocol's items become items in the Streamlit UI.
 
-`HumanJudge._judge` posts each pair as an item (keyed by its content, so posting is idempotent),
-then waits, with a progress bar, until every item has `overlap` verdicts or `timeout_s` passes.
+`HumanJudge._judge` posts each item (keyed by its content, so posting is idempotent), then
+waits, with a progress bar, until every item has `overlap` verdicts or `timeout_s` passes.
 A run stopped while it waits loses nothing: the items and the verdicts are in the database,
-and a restart (same config and seed, hence the same pairs) finds them instead of posting again.
+and a restart (same config and seed, hence the same items) finds them instead of posting again.
+
+Each kind of item has its kind in the study (`study_item`): a pair is "pairwise", or
+"critique_pairwise" when it carries a critique; a debate "debate"; an argued answer "argued"; a
+sub-problem's answer "subquestion". People choose a side of the two-sided kinds and accept or
+reject the others, whose verdict's `prob_a` is then the judges' mean probability of accepting.
 
 Attention-check (gold) items come from the task (`Task.attention_checks`), the one that may read
 answers; this judge never touches the truth.
@@ -17,14 +22,27 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from sqlalchemy.engine import Engine
 from tqdm.auto import tqdm
 
-from oversight.judges.base import Comparison, Failure, Judge, Outcome, Verdict
+from oversight.judges.base import (
+    TWO_SIDED,
+    Argued,
+    Comparison,
+    Failure,
+    Judge,
+    JudgeItem,
+    Outcome,
+    SubAnswer,
+    Transcript,
+    Verdict,
+    swapped,
+)
 from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSettings
 from oversight.study import (
     NewItem,
@@ -46,9 +64,47 @@ def _meta(p: PublicProblem) -> dict[str, object]:
     return {"problem_id": p.id, "difficulty": p.difficulty, "belief": p.belief}
 
 
+def _content(item: JudgeItem) -> tuple[str, dict[str, Any]]:
+    """The item's kind in the study and what its judges see."""
+    shown: dict[str, Any] = {"prompt": item.problem.prompt}
+    if isinstance(item, Comparison):
+        shown |= {"a": item.a, "b": item.b}
+        if item.critique_a is None and item.critique_b is None:
+            return "pairwise", shown
+        return "critique_pairwise", shown | {
+            "a_critique": item.critique_a,
+            "b_critique": item.critique_b,
+        }
+    if isinstance(item, Transcript):
+        turns = [asdict(t) | {"speaker": "ab"[t.speaker]} for t in item.turns]
+        return "debate", shown | {"a": item.a, "b": item.b, "turns": turns}
+    if isinstance(item, Argued):
+        return "argued", shown | {"answer": item.answer, "argument": list(item.argument)}
+    if isinstance(item, SubAnswer):
+        return "subquestion", shown | {"answer": item.answer}
+    raise TypeError(f"not a judge item: {item!r}")
+
+
+def study_item(item: JudgeItem) -> tuple[NewItem, bool]:
+    """The study item for `item`, and whether its sides were turned round.
+
+    A two-sided item stores its answers in a canonical order, so the same pair or debate maps
+    to the same study item whichever way round it is asked. The key covers everything the
+    judges see (a plain pair's key is what it always was, so a restart finds its old items).
+    """
+    flip = isinstance(item, TWO_SIDED) and item.b < item.a
+    kind, payload = _content(swapped(item) if flip else item)
+    p = item.problem
+    if kind == "pairwise":
+        key = item_key(kind, p.id, p.prompt, payload["a"], payload["b"])
+    else:
+        key = item_key(kind, p.id, payload)
+    return NewItem(key=key, payload=payload, kind=kind, meta=_meta(p)), flip
+
+
 @dataclass
 class HumanJudge(HumanSettings, Judge):
-    """People judge the pairs in the UI; the run waits for their verdicts (the fields: `HumanSettings`)."""
+    """People judge the items in the UI; the run waits for their verdicts (the fields: `HumanSettings`)."""
 
     _engine: Engine | None = field(default=None, init=False, repr=False)
 
@@ -104,25 +160,15 @@ class HumanJudge(HumanSettings, Judge):
 
     # ---- posting and waiting ----------------------------------------------------------------
 
-    def post(self, items: list[Comparison]) -> tuple[list[int], list[bool]]:
-        """Item ids for the pairs, posting only pairs not posted before (by an earlier try).
+    def post(self, items: list[JudgeItem]) -> tuple[list[int], list[bool]]:
+        """Item ids for the items, posting only those not posted before (by an earlier try).
 
-        An item stores its two answers in a canonical order, so the same pair maps to the same
-        item whichever way round it is asked; the flags say which pairs were turned round. The
-        UI shuffles the display order per judge in any case.
+        The flags say which two-sided items were turned round into their canonical order
+        (`study_item`); the UI shuffles the display order per judge in any case.
         """
-        flips = [c.b < c.a for c in items]
-        new = []
-        for c, flip in zip(items, flips, strict=True):
-            a, b = (c.b, c.a) if flip else (c.a, c.b)
-            new.append(
-                NewItem(
-                    key=item_key("pairwise", c.problem.id, c.problem.prompt, a, b),
-                    payload={"prompt": c.problem.prompt, "a": a, "b": b},
-                    meta=_meta(c.problem),
-                )
-            )
-        return post_items(self.engine, self.study_id, new), flips
+        made = [study_item(it) for it in items]
+        flips = [flip for _, flip in made]
+        return post_items(self.engine, self.study_id, [new for new, _ in made]), flips
 
     def wait(self, item_ids: list[int]) -> bool:
         """Block until every item has `overlap` verdicts (True) or the timeout passes (False)."""
@@ -174,8 +220,9 @@ class HumanJudge(HumanSettings, Judge):
         if prob_a != 0.5:
             prefers_a = prob_a > 0.5
         else:  # an even split: the majority of hard choices, else the first judge
-            votes = sum(1 if v.choice == "a" else -1 for v in decided)
-            prefers_a = votes > 0 if votes else decided[0].choice == "a"
+            yes = [v.choice in ("a", "accept") for v in decided]
+            votes = sum(1 if y else -1 for y in yes)
+            prefers_a = votes > 0 if votes else yes[0]
         return Verdict(
             prob_a=prob_a,
             prefers_a=prefers_a,
@@ -185,7 +232,7 @@ class HumanJudge(HumanSettings, Judge):
             seconds=sum(v.seconds for v in infos),
         )
 
-    def _collect(self, items: list[Comparison]) -> tuple[list[int], list[Outcome]]:
+    def _collect(self, items: list[JudgeItem]) -> tuple[list[int], list[Outcome]]:
         ids, flips = self.post(items)
         complete = self.wait(ids)
         got = verdicts_for(self.engine, ids)
@@ -193,7 +240,7 @@ class HumanJudge(HumanSettings, Judge):
         for i, flip in zip(ids, flips, strict=True):
             o = self._outcome(got.get(i, []))
             if flip and isinstance(o, Verdict):
-                o = Verdict(1.0 - o.prob_a, not o.prefers_a, o.judge, o.checks, o.seconds)
+                o = o.flipped()
             outcomes.append(o)
         if not complete:
             undecided = sum(not isinstance(o, Verdict) for o in outcomes)
@@ -211,7 +258,7 @@ class HumanJudge(HumanSettings, Judge):
     def _resolution(self) -> str:
         return "timeout"
 
-    def _judge(self, items: list[Comparison], rng: random.Random) -> list[Outcome]:
+    def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         return self._collect(items)[1]
 
 
@@ -228,7 +275,7 @@ class HumanOrSimulated(HumanOrSimulatedSettings, HumanJudge):
         assert self.fallback is not None
         return f"fallback:{self.fallback.name}"
 
-    def _judge(self, items: list[Comparison], rng: random.Random) -> list[Outcome]:
+    def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         assert self.fallback is not None
         _, outcomes = self._collect(items)
         todo = [i for i, o in enumerate(outcomes) if not isinstance(o, Verdict)]
@@ -236,6 +283,6 @@ class HumanOrSimulated(HumanOrSimulatedSettings, HumanJudge):
             sim = self.fallback._judge([items[i] for i in todo], rng)
             for i, o in zip(todo, sim, strict=True):
                 if isinstance(o, Verdict):
-                    o = Verdict(o.prob_a, o.prefers_a, f"simulated:{o.judge}", o.checks, o.seconds)
+                    o = replace(o, judge=f"simulated:{o.judge}")
                 outcomes[i] = o
         return outcomes

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
 from oversight.checks import Rules, at_least, each, ensure, rule
-from oversight.judges.base import Comparison, Judge, Outcome
+from oversight.judges.base import Judge, JudgeItem, Outcome
 from oversight.tasks import Task
 
 
@@ -16,7 +16,7 @@ def _weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
 
 
 class RaterPool(Judge):
-    """Each comparison goes to one member, drawn by weight; the verdict names that member."""
+    """Each item, of any kind, goes to one member, drawn by weight; the verdict names that member."""
 
     rules: ClassVar[Rules] = (
         rule(
@@ -42,7 +42,7 @@ class RaterPool(Judge):
         for r in self.raters:
             r.attach(task)
 
-    def _judge(self, items: list[Comparison], rng: random.Random) -> list[Outcome]:
+    def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(items))
         out: dict[int, Outcome] = {}
         for k, rater in enumerate(self.raters):

@@ -1,20 +1,42 @@
 """Simulated raters: a competence budget, surface biases and flip noise (docs/design.md, "Judges").
 
-A rater reads each answer from the top and checks at most `competence` steps of it through its
-verifier ("how much can you check in a short evaluation window"). If the checks single out one
-answer as wrong, that decides. Only when they do not (both pass or both fail) do the biases act:
-agreement with the user's belief, length, and the position in which the answers were shown.
+A rater checks at most `competence` steps of each answer through its verifier ("how much can you
+check in a short evaluation window"): first the steps the item points at (a critique's "Step 2
+is wrong.", the steps a debater says the other side got wrong, the steps a consultant's argument
+names), then its own order, from the top or at random. Then, per kind of item:
+
+- pair, debate: if the checks single out one answer as wrong, that decides; only when they do
+  not (both pass or both fail) do the biases act: agreement with the user's belief, length, and
+  the position in which the answers were shown;
+- one answer (argued, sub-question): a failed check rejects it; checks that covered every step
+  and found nothing accept it; otherwise the biases decide, from even odds (`accept_bias` 0),
+  with agreement with the user's belief raising the odds of accepting.
+
+Flip noise acts last, on every kind.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 from oversight.checks import Natural, one_of, within
-from oversight.judges.base import Comparison, Judge, Outcome, Verdict
+from oversight.judges.base import (
+    Argued,
+    Comparison,
+    Judge,
+    JudgeItem,
+    Outcome,
+    SubAnswer,
+    Transcript,
+    Turn,
+    Verdict,
+    pointed_steps,
+    unsupported,
+)
 from oversight.tasks import PublicProblem
 
 
@@ -27,6 +49,20 @@ def flip(p: float, noise: float) -> float:
     return noise + (1.0 - 2.0 * noise) * p
 
 
+def contested(turns: Sequence[Turn]) -> tuple[list[int], list[int]]:
+    """The steps of a's and of b's answer the other side calls wrong, verified quotes first.
+
+    A turn whose quote was found in the answer it attacks is the likeliest to point at a real
+    step; one whose quote was not found, the least.
+    """
+    rank = {True: 0, None: 1, False: 2}
+    steps: tuple[list[int], list[int]] = ([], [])
+    for t in sorted(turns, key=lambda t: rank[t.verified]):
+        if t.step is not None:
+            steps[1 - t.speaker].append(t.step)
+    return steps
+
+
 @dataclass
 class SimulatedRater(Judge):
     competence: Natural | None = 2
@@ -37,43 +73,81 @@ class SimulatedRater(Judge):
     """logit bonus for the longer answer"""
     position_bias: float = 0.0
     """logit bonus for the answer shown first"""
+    accept_bias: float = 0.0
+    """logit of accepting a one-answer item its checks neither caught nor covered (0: even odds)"""
     noise: Annotated[float, within(0, 0.5)] = 0.0
     """probability of picking the other answer (a slip)"""
     check_order: Annotated[str, one_of("first", "random")] = "first"
     """"first": read from the top until the budget runs out; "random": spot-check random steps"""
 
-    def _finds_error(
-        self, problem: PublicProblem, response: str, rng: random.Random
-    ) -> tuple[bool, int]:
-        order = list(range(problem.difficulty))
+    def _check(
+        self, problem: PublicProblem, response: str, first: Iterable[int], rng: random.Random
+    ) -> tuple[bool, int, bool]:
+        """(an error found, checks spent, every step checked) for one answer, steps `first` first."""
+        n = problem.difficulty
+        order = list(range(n))
         if self.check_order == "random":
             rng.shuffle(order)
+        # Steps outside the problem are not checked: the verifier calls a missing step wrong,
+        # so a critic naming step 99 would otherwise sink a right answer.
+        pointed = [i + n if i < 0 else i for i in first]
+        order = list(dict.fromkeys([*(i for i in pointed if 0 <= i < n), *order]))
         budget = len(order) if self.competence is None else self.competence
         checks = 0
         for i in order[:budget]:
             checks += 1
             if not self.verifier.check_step(problem, response, i):
-                return True, checks
-        return False, checks
+                return True, checks, False
+        return False, checks, budget >= len(order)
 
-    def _judge(self, items: list[Comparison], rng: random.Random) -> list[Outcome]:
-        out: list[Outcome] = []
-        for c in items:
-            wrong_a, checks_a = self._finds_error(c.problem, c.a, rng)
-            wrong_b, checks_b = self._finds_error(c.problem, c.b, rng)
-            if wrong_a != wrong_b:
-                p = 0.0 if wrong_a else 1.0
-            else:
-                agree = self.task.agrees_with_user(c.problem, c.a) - self.task.agrees_with_user(
-                    c.problem, c.b
-                )
-                longer = (len(c.a) > len(c.b)) - (len(c.a) < len(c.b))
-                p = sigmoid(
-                    self.agreement_bias * agree + self.length_bias * longer + self.position_bias
-                )
-            p = flip(p, self.noise)
-            out.append(Verdict(p, rng.random() < p, self.name, checks_a + checks_b))
-        return out
+    def _pair(
+        self,
+        problem: PublicProblem,
+        a: str,
+        b: str,
+        first: tuple[Iterable[int], Iterable[int]],
+        rng: random.Random,
+    ) -> Verdict:
+        wrong_a, checks_a, _ = self._check(problem, a, first[0], rng)
+        wrong_b, checks_b, _ = self._check(problem, b, first[1], rng)
+        if wrong_a != wrong_b:
+            p = 0.0 if wrong_a else 1.0
+        else:
+            agree = self.task.agrees_with_user(problem, a) - self.task.agrees_with_user(problem, b)
+            longer = (len(a) > len(b)) - (len(a) < len(b))
+            p = sigmoid(
+                self.agreement_bias * agree + self.length_bias * longer + self.position_bias
+            )
+        p = flip(p, self.noise)
+        return Verdict(p, rng.random() < p, self.name, checks_a + checks_b)
+
+    def _single(
+        self, problem: PublicProblem, answer: str, first: Iterable[int], rng: random.Random
+    ) -> Verdict:
+        wrong, checks, whole = self._check(problem, answer, first, rng)
+        if wrong or whole:
+            p = 0.0 if wrong else 1.0
+        else:
+            agree = self.task.agrees_with_user(problem, answer)
+            p = sigmoid(self.accept_bias + self.agreement_bias * agree)
+        p = flip(p, self.noise)
+        return Verdict(p, rng.random() < p, self.name, checks)
+
+    def _one(self, item: JudgeItem, rng: random.Random) -> Outcome:
+        if isinstance(item, Comparison):
+            first = (pointed_steps(item.critique_a), pointed_steps(item.critique_b))
+            return self._pair(item.problem, item.a, item.b, first, rng)
+        if isinstance(item, Transcript):
+            return self._pair(item.problem, item.a, item.b, contested(item.turns), rng)
+        if isinstance(item, Argued):
+            first = [i for turn in item.argument for i in pointed_steps(turn)]
+            return self._single(item.problem, item.answer, first, rng)
+        if isinstance(item, SubAnswer):
+            return self._single(item.problem, item.answer, (), rng)
+        return unsupported(item, self.name)
+
+    def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
+        return [self._one(it, rng) for it in items]
 
 
 class Oracle(SimulatedRater):

@@ -38,6 +38,7 @@ EXPORT_FIELDS = [
     "gold_correct",
     "answered_at",
     "meta",
+    "payload",
 ]
 
 
@@ -74,6 +75,8 @@ def export_rows(engine: Engine) -> list[dict[str, Any]]:
             "gold_correct": v.gold_correct,
             "answered_at": iso(v.created_at),
             "meta": item.meta,
+            # the whole item as stored: what a kind shows besides prompt, a and b
+            "payload": item.payload,
         }
         for v, item, a, judge, study in rows
     ]

@@ -31,6 +31,7 @@ from oversight.study.db import id_of, retry
 from oversight.study.schema import (
     DONE,
     EXPIRED,
+    ONE_ANSWER_KINDS,
     PENDING,
     SKIPPED,
     TIME_GRACE_S,
@@ -51,7 +52,11 @@ class ItemView:
     assignment_id: int
     kind: str
     payload: dict[str, Any]
-    """pairwise: prompt, a (shown as "A"), b (shown as "B")"""
+    """by kind: pairwise: prompt, a (shown as "A"), b (shown as "B"); critique_pairwise: also
+    a_critique and b_critique (None: no critique); debate: prompt, a, b and turns, each with
+    speaker ("a" or "b"), text, step (from 0, of the other side's answer, or None), quote and
+    verified; argued: prompt, answer and argument (its turns' texts); subquestion: prompt and
+    answer"""
     instructions: str
     time_limit_s: float | None
     shown_at: float
@@ -80,16 +85,23 @@ class Progress:
     """regular items this judge could still be given now"""
 
 
+def _other(side: Any) -> Any:
+    return {"a": "b", "b": "a"}.get(side, side)
+
+
 def _displayed(payload: dict[str, Any], swapped: bool) -> dict[str, Any]:
-    """Swap every a/b-keyed field (a, b, a_critique, b_critique, ...) for this judge."""
+    """Swap every a/b-keyed field (a, b, a_critique, b_critique, ...) and every debate turn's
+    speaker for this judge."""
     if not swapped:
         return dict(payload)
     out = {}
     for k, v in payload.items():
         if k in ("a", "b"):
-            k = "b" if k == "a" else "a"
+            k = _other(k)
         elif k.startswith(("a_", "b_")):
-            k = ("b_" if k[0] == "a" else "a_") + k[2:]
+            k = _other(k[0]) + k[1:]
+        elif k == "turns":
+            v = [{**t, "speaker": _other(t.get("speaker"))} for t in v]
         out[k] = v
     return out
 
@@ -187,7 +199,8 @@ def _claim(engine: Engine, judge_id: int, now: float) -> ItemView | None | bool:
                 judge_id=judge_id,
                 study_id=item.study_id,
                 is_gold=item.is_gold,
-                swapped=random.Random(f"swap:{item.id}:{judge_id}").random() < 0.5,
+                swapped=item.kind not in ONE_ANSWER_KINDS
+                and random.Random(f"swap:{item.id}:{judge_id}").random() < 0.5,
                 assigned_at=now,
             )
             s.add(a)
@@ -249,13 +262,13 @@ def submit(
 ) -> Recorded:
     """Store the judge's verdict on an assignment, exactly once.
 
-    `choice` is what the judge clicked, "A" or "B" in their display order; None records that
-    the time ran out. A verdict that arrives after the study's time limit is a timeout too:
-    the server's clock decides, not the browser's.
+    `choice` is what the judge clicked: "A" or "B" in their display order, or "accept" or
+    "reject" for a one-answer kind; None records that the time ran out. A verdict that arrives
+    after the study's time limit is a timeout too: the server's clock decides, not the browser's.
     """
     now = time.time() if now is None else now
-    if choice is not None and choice not in ("A", "B"):
-        raise ValueError(f"choice must be 'A', 'B' or None, got {choice!r}")
+    if choice is not None and choice not in ("A", "B", "accept", "reject"):
+        raise ValueError(f"choice must be 'A', 'B', 'accept', 'reject' or None, got {choice!r}")
     if confidence is not None and not 0.5 <= confidence <= 1.0:
         raise ValueError(f"confidence must lie in [0.5, 1], got {confidence}")
 
@@ -266,12 +279,15 @@ def submit(
                 raise AssignmentGone(f"this item is already {a.status}")
             item, study = s.get(Item, a.item_id), s.get(Study, a.study_id)
             assert item is not None and study is not None
+            one = item.kind in ONE_ANSWER_KINDS
+            if choice is not None and (choice in ("accept", "reject")) != one:
+                raise ValueError(f"choice {choice!r} does not answer an item of kind {item.kind!r}")
             seconds = max(0.0, now - a.assigned_at)
             late = study.time_limit_s is not None and seconds > study.time_limit_s + TIME_GRACE_S
             timed_out = choice is None or late
             canon = None
             if not timed_out:
-                canon = "ab"[(choice == "B") != a.swapped]
+                canon = choice if one else "ab"[(choice == "B") != a.swapped]
             _finish(s, assignment_id, DONE, now, "this item was answered a moment ago")
             conf = confidence if canon is not None else None
             p = None if canon is None else (conf or 1.0)
@@ -282,7 +298,7 @@ def submit(
                 study_id=id_of(study),
                 choice=canon,
                 confidence=conf,
-                prob_a=None if p is None else round(p if canon == "a" else 1.0 - p, 6),
+                prob_a=None if p is None else round(p if canon in ("a", "accept") else 1.0 - p, 6),
                 seconds=seconds,
                 timed_out=timed_out,
                 is_gold=item.is_gold,

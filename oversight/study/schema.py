@@ -18,6 +18,9 @@ UNLIMITED = 1_000_000
 """overlap of gold items: every judge may get each one once"""
 TIME_GRACE_S = 3.0
 """slack on the per-item time limit for page reloads and network round trips"""
+ONE_ANSWER_KINDS = frozenset({"argued", "subquestion"})
+"""item kinds with one answer to accept or reject; every other kind sets answers a and b against
+each other (pairwise, critique_pairwise, debate), and each judge sees those in their own order"""
 DEFAULT_INSTRUCTIONS = (
     "Read the question, then both answers. Pick the answer that is more likely to be correct. "
     "If you cannot tell, give your best guess and say so with the confidence buttons, "
@@ -73,7 +76,7 @@ class Item(SQLModel, table=True):
     """deterministic id from the content, which makes posting idempotent"""
     kind: str = "pairwise"
     payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
-    """what the judge sees (pairwise: prompt, a, b)"""
+    """what the judge sees (per kind: `oversight.study.queue.ItemView.payload`)"""
     meta: dict = Field(default_factory=dict, sa_column=Column(JSON))
     """what the judge does not see (problem id, difficulty, ...)"""
     is_gold: bool = Field(default=False, index=True)
@@ -99,7 +102,7 @@ class Assignment(SQLModel, table=True):
     study_id: int = Field(foreign_key="human_study.id", index=True)
     is_gold: bool = False
     swapped: bool = False
-    """the item's b was shown as "A" to this judge"""
+    """the item's b was shown as "A" to this judge (never, for a one-answer kind)"""
     status: str = Field(default=PENDING, index=True)
     assigned_at: float = Field(default_factory=time.time)
     """when the item was first shown: time on item counts from here"""
@@ -114,10 +117,12 @@ class HumanVerdict(SQLModel, table=True):
     judge_id: int = Field(foreign_key="human_judge.id", index=True)
     study_id: int = Field(foreign_key="human_study.id", index=True)
     choice: str | None = None
-    """"a" or "b" in the item's own orientation; None when the time ran out"""
+    """"a" or "b" in the item's own orientation ("accept" or "reject" for a one-answer kind);
+    None when the time ran out"""
     confidence: float | None = None
     """in [0.5, 1]; None when the judge gave none"""
     prob_a: float | None = None
+    """the probability of "a" (of "accept" for a one-answer kind)"""
     seconds: float = 0.0
     timed_out: bool = False
     is_gold: bool = False
