@@ -2,7 +2,8 @@
 
 Only three doors open the wall (`truth_access()`): a judge's metered `Verifier.check_step`, the
 evaluation harness, and a task's `attention_checks` (gold items with known answers for scoring
-human judges). The source scan below knows them and fails on any other.
+human judges). The source scan below knows them and fails on any other. Judges and AI helper
+roles (`oversight/roles/`) check steps through their own verifier and name nothing else.
 """
 
 import ast
@@ -132,8 +133,8 @@ def test_protocol_source_never_names_the_truth(path):
     assert "oversight.tasks.base" not in used
 
 
-@pytest.mark.parametrize("path", sources("oversight/judges"), ids=rel)
-def test_judges_reach_the_truth_only_through_their_verifier(path):
+@pytest.mark.parametrize("path", sources("oversight/judges", "oversight/roles"), ids=rel)
+def test_judges_and_roles_reach_the_truth_only_through_their_verifier(path):
     used = names_used(path)
     opening = {"truth_access", "_TRUTH_OPEN", "TruthStore"}
     assert not used & opening, f"{rel(path)} names {used & opening}"
