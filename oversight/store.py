@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import socket
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, Column, String, event, inspect, literal, update
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
 from oversight.errors import ConfigError
 
@@ -34,12 +36,18 @@ class Run(SQLModel, table=True):
     judge: str
     seed: int
     status: str = "running"
-    """running, finished or failed"""
+    """running, finished, failed or interrupted (its process died while running)"""
     config: dict = Field(default_factory=dict, sa_column=Column(JSON))
     summary: dict | None = Field(default=None, sa_column=Column(JSON))
     output_dir: str = ""
     started_at: datetime = Field(default_factory=_now)
     finished_at: datetime | None = None
+    key: str | None = None
+    """the experiment's identity (`oversight.experiment.checkpoint.run_key`): a sweep skips a job
+    whose key has finished"""
+    host: str | None = None
+    pid: int | None = None
+    """the process running it, on `host`: a store opened there marks it interrupted once dead"""
 
 
 class Metric(SQLModel, table=True):
@@ -51,15 +59,28 @@ class Metric(SQLModel, table=True):
 
 
 class Judgment(SQLModel, table=True):
+    """One judged item: its kind, its problem in columns, the rest of it in `payload`."""
+
     id: int | None = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="run.id", index=True)
     step: int
     phase: str
+    kind: str = Field(
+        default="pair", sa_column=Column(String, nullable=False, server_default="pair")
+    )
+    """pair, argued, debate or subquestion (`oversight.judges.JudgeItem`); rows written before
+    there were kinds are pairs, hence the server default"""
     problem_id: str
     difficulty: int
+    belief: int | None = None
+    """the user's stated belief: with the three columns around it, the whole problem"""
     prompt: str
     response_a: str
+    """answer a; the answer, for a one-answer kind"""
     response_b: str
+    """answer b; "" for a one-answer kind"""
+    payload: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    """the item's fields but the problem (`JudgeItem.payload()`): answers, critiques, turns"""
     judge: str
     """who answered: a pool member, a human, a model"""
     prob_a: float | None = None
@@ -86,7 +107,8 @@ def make_engine(url: str, tables: Iterable[type[SQLModel]] = TABLES) -> Engine:
     """An engine whose database is reachable and has `tables`, or a one-line ConfigError.
 
     Only the given tables are created (by default the store's own), so a caller with tables of
-    its own passes them here instead of the store knowing about them.
+    its own passes them here instead of the store knowing about them. A database made before a
+    table gained a column gets the column (`_add_missing_columns`).
     """
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
@@ -103,22 +125,73 @@ def make_engine(url: str, tables: Iterable[type[SQLModel]] = TABLES) -> Engine:
     return engine
 
 
+_jitter = random.Random()
+"""the retries' own stream: the global one is the run's, seeded"""
+
+
 def _create_tables(engine: Engine, tables: list[type[SQLModel]]) -> None:
     # Sweep jobs open one fresh store at the same moment: both may see a table missing and both
     # CREATE it; the loser's error only means the table exists now, so look again. On SQLite,
     # switching a fresh file to WAL, or upgrading the look's read to the CREATE's write after
     # another job wrote, fails at once with "database is locked" (no busy wait): try again too.
+    # Adding a missing column races the same way.
     for attempt in range(10):
         try:
             SQLModel.metadata.create_all(engine, tables=[t.__table__ for t in tables])
+            _add_missing_columns(engine, tables)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as e:
             again = isinstance(e, IntegrityError) or any(
-                m in str(e) for m in ("already exists", "database is locked")
+                m in str(e) for m in ("already exists", "database is locked", "duplicate column")
             )
             if attempt == 9 or not again:
                 raise
-            time.sleep(0.05 * (attempt + 1) * (1 + random.random()))
+            time.sleep(0.05 * (attempt + 1) * (1 + _jitter.random()))
+
+
+def _add_missing_columns(engine: Engine, tables: list[type[SQLModel]]) -> None:
+    """Columns a table gained after its database was made: `create_all` never alters a table."""
+    dialect = engine.dialect
+    inspector = inspect(engine)
+    for t in tables:
+        table = t.__table__
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for col in table.columns:
+            if col.name in present:
+                continue
+            exists = " IF NOT EXISTS" if dialect.name == "postgresql" else ""
+            table_name = dialect.identifier_preparer.format_table(table)
+            with engine.begin() as c:
+                c.exec_driver_sql(
+                    f"ALTER TABLE {table_name} ADD COLUMN{exists} {_column_ddl(col, dialect)}"
+                )
+
+
+def _column_ddl(col: Column, dialect: Dialect) -> str:
+    """`name TYPE [DEFAULT x [NOT NULL]]`: old rows get the default, or NULL where there is none
+    (NOT NULL then cannot hold, so such a column is added nullable)."""
+    default = dialect.ddl_compiler(dialect, None).get_column_default_string(col)
+    scalar = col.default is not None and col.default.is_scalar and col.default.arg is not None
+    if default is None and scalar:
+        bound = literal(col.default.arg, col.type)
+        default = str(bound.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    spec = f"{dialect.identifier_preparer.format_column(col)} {col.type.compile(dialect=dialect)}"
+    if default is None:
+        return spec
+    return f"{spec} DEFAULT {default}" + ("" if col.nullable else " NOT NULL")
+
+
+HOST = socket.gethostname()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _finite(v: Any) -> float | None:
@@ -131,9 +204,31 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._mark_interrupted()
+
+    def _mark_interrupted(self) -> None:
+        """Runs of this host left "running" by a process that is gone (killed, crashed)."""
+        with Session(self.engine) as s:
+            rows = s.exec(select(Run).where(Run.status == "running", Run.host == HOST)).all()
+            for r in rows:
+                if r.pid is not None and not _alive(r.pid):
+                    # only if still that process's row: a resume may have just taken it over
+                    s.exec(
+                        update(Run)
+                        .where(Run.id == r.id, Run.pid == r.pid, Run.status == "running")
+                        .values(status="interrupted")
+                    )
+            s.commit()
 
     def start_run(
-        self, name: str, protocol: str, judge: str, seed: int, config: dict, output_dir: str
+        self,
+        name: str,
+        protocol: str,
+        judge: str,
+        seed: int,
+        config: dict,
+        output_dir: str,
+        key: str | None = None,
     ) -> int:
         with Session(self.engine) as s:
             run = Run(
@@ -143,11 +238,27 @@ class Store:
                 seed=seed,
                 config=config,
                 output_dir=output_dir,
+                key=key,
+                host=HOST,
+                pid=os.getpid(),
             )
             s.add(run)
             s.commit()
             assert run.id is not None
             return run.id
+
+    def resume_run(self, run_id: int, step: int) -> None:
+        """Run `run_id` again from its checkpoint of `step`: this process runs it now, and what it
+        logged after that step is dropped (the steps run again)."""
+        with Session(self.engine) as s:
+            s.exec(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status="running", finished_at=None, host=HOST, pid=os.getpid())
+            )
+            for table in (Metric, Judgment):
+                s.exec(delete(table).where(table.run_id == run_id, table.step > step))
+            s.commit()
 
     def log_metrics(self, run_id: int, step: int, metrics: dict[str, Any]) -> None:
         with Session(self.engine) as s:
@@ -158,19 +269,24 @@ class Store:
             s.commit()
 
     def log_judgments(self, run_id: int, step: int, records: list[Any]) -> None:
-        """Store `oversight.judges.JudgmentRecord`s (typed outcomes become columns)."""
+        """Store `oversight.judges.JudgmentRecord`s of any kind (typed outcomes become columns;
+        `oversight.judges.item_from_payload` rebuilds the item from a row)."""
         rows = []
         for r in records:
             c, o = r.item, r.outcome
+            a, b = (c.answer, "") if hasattr(c, "answer") else (c.a, c.b)
             row = Judgment(
                 run_id=run_id,
                 step=step,
                 phase=r.phase,
+                kind=c.kind,
                 problem_id=c.problem.id,
                 difficulty=c.problem.difficulty,
+                belief=c.problem.belief,
                 prompt=c.problem.prompt,
-                response_a=c.a,
-                response_b=c.b,
+                response_a=a,
+                response_b=b,
+                payload=c.payload(),
                 judge=o.judge,
             )
             if hasattr(o, "prob_a"):
@@ -196,6 +312,17 @@ class Store:
                 run.summary = json.loads(json.dumps(summary, default=float))
             s.add(run)
             s.commit()
+
+    def run(self, run_id: int) -> Run | None:
+        with Session(self.engine) as s:
+            return s.get(Run, run_id)
+
+    def finished_run(self, key: str) -> Run | None:
+        """The latest finished run of experiment `key` that has its summary, if any."""
+        with Session(self.engine) as s:
+            done = select(Run).where(Run.key == key, Run.status == "finished")
+            # a summary of None is JSON null, not SQL NULL: looked at here, not in the query
+            return next((r for r in s.exec(done.order_by(Run.id.desc())) if r.summary), None)
 
     def runs(self) -> list[Run]:
         with Session(self.engine) as s:

@@ -3,6 +3,22 @@
 A new protocol is a new module here plus a config file in `conf/protocol/`.
 """
 
-from protocols.base import JudgmentRecord, Protocol, ProtocolContext, Signal
+from protocols.base import (
+    Batch,
+    JudgmentRecord,
+    Protocol,
+    ProtocolContext,
+    SFTPhase,
+    Signal,
+    Turns,
+)
 
-__all__ = ["JudgmentRecord", "Protocol", "ProtocolContext", "Signal"]
+__all__ = [
+    "Batch",
+    "JudgmentRecord",
+    "Protocol",
+    "ProtocolContext",
+    "SFTPhase",
+    "Signal",
+    "Turns",
+]

@@ -1,39 +1,77 @@
 """The protocol interface: turn policy outputs into training signal for the shared PPO core.
 
-A protocol sees public problems, policy outputs, and what its judge tells it. `ProtocolContext`
-is everything it is given; the task's truth store is not in it (docs/design.md, "The truth
-wall"). What it has today:
-- `setup` runs before RL (RLHF: collect labels, fit the reward model);
-- `ctx.generate` samples the current policy on any prompt text;
-- `signal` returns a `Signal` per PPO batch: one reward per response, paid at its final token,
-  and the judgments it asked for.
-`Signal.sft_targets` is reserved for per-response supervised targets (distillation, revisions);
-the run refuses it until the PPO core has an SFT loss.
+A protocol sees public problems, policy outputs, and what its judge and roles tell it.
+`ProtocolContext` is everything it is given; the task's truth store is not in it
+(docs/design.md, "The truth wall"). A protocol:
+- `setup`: work before RL (RLHF: collect labels, fit the reward model; an SFT phase through
+  `ctx.sft`, after which the fine-tuned policy is where RL starts);
+- `episodes`: the PPO batch of one step. It samples the current policy as often as it likes on
+  any prompt text through `ctx.rollout` (one batched call per turn of all its episodes, never one
+  episode at a time) and returns every sample with its reward, marks the ones not to train
+  (a frozen opponent's turns), and may add supervised (prompt, target) pairs that the core
+  trains on next to the PPO loss (distillation). Single-turn protocols only write `signal`: the
+  default `episodes` samples one response per problem and pays `signal`'s rewards;
+- `proxy_reward`: how it scores held-out responses without its judge (a learned proxy), or None:
+  evaluation never spends judge budget;
+- `state_dict`/`load_state_dict`: what a checkpoint keeps of it (by default, everything it holds
+  but its context).
 """
 
 from __future__ import annotations
 
 import random
-from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from oversight.checks import Count, Positive, ensure, one_of
+from oversight.engine.ppo import Rollout
 from oversight.judges import Comparison, Judge, JudgmentRecord
 from oversight.tasks import PublicProblem
 
 
 @dataclass
+class Turns:
+    """Samples of the current policy from one batched rollout call: one per prompt."""
+
+    prompts: list[str]
+    texts: list[str]
+    """each response up to (not including) EOS"""
+    rollout: Rollout
+    """the tokens the PPO core trains on"""
+    trained: list[bool] | None = None
+    """False: sampled and scored, but not trained (e.g. a frozen opponent's turns); None: all"""
+
+
+@dataclass
 class Signal:
+    """A single-turn protocol's answer for one PPO batch."""
+
     rewards: torch.Tensor
     """[B] scalar score per response, paid at its final token"""
     judgments: list[JudgmentRecord] = field(default_factory=list)
-    sft_targets: list[str | None] | None = None
-    """per-response supervised targets (distillation, revisions); None when unused"""
     info: dict[str, float] = field(default_factory=dict)
     """protocol-specific metrics to log for this step"""
+
+
+@dataclass
+class Batch:
+    """One PPO step's worth of episodes: every sampled turn with its reward."""
+
+    turns: list[Turns]
+    rewards: list[torch.Tensor]
+    """one [len(turns[i].texts)] tensor per element of `turns`, paid at each sample's last token"""
+    judgments: list[JudgmentRecord] = field(default_factory=list)
+    sft: list[tuple[str, str]] = field(default_factory=list)
+    """(prompt, target) pairs for the core's supervised term (weight `ppo.sft_coef`)"""
+    info: dict[str, float] = field(default_factory=dict)
+    problems: list[PublicProblem] | None = None
+    responses: list[str] | None = None
+    """the episodes' answers to `problems`, scored by the harness (logged only); default: the
+    first turn's texts"""
 
 
 @dataclass
@@ -44,34 +82,74 @@ class ProtocolContext:
     tokenizer: PreTrainedTokenizerBase
     device: torch.device
     generate: Callable[[list[str]], list[str]]
-    """sample the current policy on prompt texts"""
+    """sample the current policy on prompt texts (text only: nothing trains on these)"""
+    rollout: Callable[[list[str]], Turns]
+    """sample the current policy on prompt texts, keeping what PPO needs to train on them"""
+    sft: Callable[[list[tuple[str, str]], SFTPhase], list[float]]
+    """an SFT phase of the current policy on (prompt, target) pairs; returns the loss curve.
+    Before RL only (in `setup`): the tuned policy is where RL starts."""
     sample_problems: Callable[[int], list[PublicProblem]]
     """fresh public problems from the training distribution"""
     rng: random.Random
     seed: int
+    roles: dict[str, Any] = field(default_factory=dict)
+    """the AI helper roles the config names (critic, ...: `oversight.roles`)"""
 
 
-class Protocol(ABC):
+class Protocol:
     name: str = "protocol"
+    alphabet: str = ""
+    """characters the protocol writes into prompts beyond the task's own (the tokenizer covers
+    them)"""
 
     def setup(self, ctx: ProtocolContext) -> list[JudgmentRecord]:
         """Work before RL starts. Returns the judgments it made."""
         self.ctx = ctx
         return []
 
-    @abstractmethod
     def signal(self, problems: list[PublicProblem], responses: list[str], step: int) -> Signal:
-        """Training signal for one PPO batch."""
+        """Training signal for one response per problem (single-turn protocols)."""
+        raise NotImplementedError(f"{type(self).__name__} writes neither signal nor episodes")
 
-    def proxy_reward(self, problems: list[PublicProblem], responses: list[str]) -> torch.Tensor:
-        """What the protocol believes the responses are worth (logged at evaluation).
+    def episodes(self, problems: list[PublicProblem], step: int) -> Batch:
+        """The PPO batch for one step. Default: one turn, paid by `signal`."""
+        turn = self.ctx.rollout([p.prompt for p in problems])
+        s = self.signal(problems, turn.texts, step)
+        return Batch([turn], [s.rewards], s.judgments, info=s.info)
 
-        Defaults to the training signal; protocols with a cheap learned proxy override it so
-        evaluation spends no judge budget.
-        """
-        return self.signal(problems, responses, step=-1).rewards
+    def proxy_reward(
+        self, problems: list[PublicProblem], responses: list[str]
+    ) -> torch.Tensor | None:
+        """What the protocol believes held-out responses are worth, without asking its judge;
+        None when it has no such proxy."""
+        return None
 
     def judge_pairs(self, comparisons: list[Comparison], phase: str) -> list[JudgmentRecord]:
         """Ask the judge about a batch of pairs and keep every answer as a record."""
         outcomes = self.ctx.judge.compare(comparisons, self.ctx.rng)
         return [JudgmentRecord(c, o, phase) for c, o in zip(comparisons, outcomes, strict=True)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: every attribute but the context (rebuilt on resume)."""
+        return {k: v for k, v in vars(self).items() if k != "ctx"}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+
+
+@dataclass
+class SFTPhase:
+    """A protocol's supervised phase before RL, on the core's SFT path (`oversight.models.sft`)."""
+
+    steps: Count = 200
+    """optimiser steps"""
+    batch_size: Count = 32
+    """(prompt, target) pairs per step"""
+    lr: Positive = 1e-3
+    """peak learning rate (one-cycle schedule, as the base model's SFT)"""
+    reference: Annotated[str, one_of("sft", "base")] = "sft"
+    """the KL reference of the RL that follows: the tuned policy (RL then stays near what SFT
+    taught) or the base model"""
+
+    def __post_init__(self) -> None:
+        ensure(self)

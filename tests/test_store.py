@@ -9,8 +9,19 @@ from sqlalchemy import inspect
 
 from oversight import study
 from oversight.errors import ConfigError
-from oversight.judges import Comparison, Failure, JudgmentRecord, Oracle
+from oversight.judges import (
+    Argued,
+    Comparison,
+    Failure,
+    JudgmentRecord,
+    Oracle,
+    SubAnswer,
+    Transcript,
+    Turn,
+    item_from_payload,
+)
 from oversight.store import Store
+from oversight.tasks import PublicProblem
 from tests.helpers import correct_response, subprocess_env
 
 
@@ -43,6 +54,33 @@ def exercise(store: Store, task) -> None:
         j[0].prefers_a is True and j[0].prob_a == 1.0 and j[0].failure is None and j[0].checks >= 1
     )
     assert j[1].failure == "timeout" and j[1].prefers_a is None and j[1].judge == "human-7"
+    round_trips_every_kind(store, task, run_id)
+
+
+def round_trips_every_kind(store: Store, task, run_id: int) -> None:
+    oracle = Oracle()
+    oracle.attach(task)
+    p = task.sample(1, seed=1)[0]
+    good = correct_response(task, p)
+    items = [
+        Comparison(p, good, "1+1=2.", critique_a="No error found.", critique_b="Step 1 is wrong."),
+        Argued(p, good, ("Step 1 is right.", "So is the rest.")),
+        Transcript(p, good, "x", (Turn(0, "Yours is no answer.", 0, "x", True), Turn(1, "Is."))),
+        SubAnswer(p, "2+2=4. Answer: 4."),
+    ]
+    outcomes = oracle.decide(items, random.Random(0))
+    store.log_judgments(
+        run_id, 5, [JudgmentRecord(i, o, "kinds") for i, o in zip(items, outcomes, strict=True)]
+    )
+    rows = sorted((r for r in store.judgments(run_id) if r.step == 5), key=lambda r: r.id)
+    assert [r.kind for r in rows] == ["pair", "argued", "debate", "subquestion"]
+    for item, o, row in zip(items, outcomes, rows, strict=True):
+        back = PublicProblem(row.problem_id, row.prompt, row.difficulty, row.belief)
+        assert item_from_payload(row.kind, back, row.payload) == item
+        assert (row.prefers_a, row.prob_a) == (o.prefers_a, o.prob_a)
+    # the old columns keep their meaning; a one-answer item's answer is its response_a
+    answers = [(r.response_a, r.response_b) for r in rows]
+    assert answers == [(good, "1+1=2."), (good, ""), (good, "x"), ("2+2=4. Answer: 4.", "")]
 
 
 def test_sqlite_store(tmp_path, task):
@@ -57,6 +95,20 @@ def test_postgres_store(pg_url, task):
     store = Store(pg_url)
     exercise(store, task)
     store.engine.dispose()
+
+
+def test_judgments_written_before_kinds_read_as_pairs(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/store.db")
+    run_id = store.start_run("r", "rlhf", "oracle", 0, {}, "/tmp/x")
+    with store.engine.begin() as c:  # a row as the code before kinds wrote it
+        c.exec_driver_sql(
+            "INSERT INTO judgment (run_id, step, phase, problem_id, difficulty, prompt,"
+            " response_a, response_b, judge, checks, seconds)"
+            " VALUES (?, 0, 'labels', 'p', 1, 'q', 'a', 'b', 'j', 0, 0)",
+            (run_id,),
+        )
+    (row,) = store.judgments(run_id)
+    assert row.kind == "pair" and (row.response_a, row.response_b) == ("a", "b")
 
 
 def test_unreachable_database_is_one_clear_error():

@@ -19,7 +19,7 @@ Speed: docs/performance.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ from oversight.engine.ppo_math import (
     value_loss,
 )
 from oversight.engine.sampling import generate, position_ids, response_mask
+from oversight.models.sft import sft_loss as supervised_loss
 
 
 @dataclass
@@ -83,6 +84,9 @@ class PPOConfig:
     """score added to responses that hit max_new_tokens without EOS; None disables it"""
     max_grad_norm: Positive = 1.0
     """gradient clipping norm"""
+    sft_coef: NonNeg = 1.0
+    """weight of the supervised term next to the PPO loss, for steps whose protocol adds
+    (prompt, target) pairs (distillation); other steps have none"""
     compile: bool = False
     """torch.compile the packed forward (fast path only): on 2 CPU cores ~20% off a training
     minibatch after a one-off compile of ~40 s (~7 s from inductor's on-disk cache); untested on
@@ -154,6 +158,46 @@ class Rollout:
     @property
     def ids(self) -> torch.Tensor:
         return torch.cat([self.prompt_ids, self.responses], dim=1)
+
+    def rows(self, keep: torch.Tensor) -> Rollout:
+        """The rollout of the rows `keep` (indices or a bool mask)."""
+        pick = lambda x: None if x is None else x[keep]  # noqa: E731
+        return Rollout(
+            self.prompt_ids[keep],
+            self.prompt_mask[keep],
+            self.responses[keep],
+            self.mask[keep],
+            pick(self.logprobs),
+            pick(self.values),
+        )
+
+    @staticmethod
+    def cat(parts: list[Rollout], pad_id: int) -> Rollout:
+        """One rollout of several (turns of different prompt and response lengths): prompts
+        left-padded to the longest, responses right-padded. The packed passes skip padding, so
+        a mixed batch costs what its real tokens cost."""
+        if len(parts) == 1:
+            return parts[0]
+        P = max(r.prompt_ids.shape[1] for r in parts)
+        T = max(r.responses.shape[1] for r in parts)
+
+        def pad(x: torch.Tensor, width: int, left: bool, value: float) -> torch.Tensor:
+            n = width - x.shape[1]
+            return torch.nn.functional.pad(x, (n, 0) if left else (0, n), value=value)
+
+        def stack(xs: list[torch.Tensor], width: int, left: bool, value: float) -> torch.Tensor:
+            return torch.cat([pad(x, width, left, value) for x in xs])
+
+        lp, v = [r.logprobs for r in parts], [r.values for r in parts]
+        known = all(x is not None for x in lp + v)  # else `step` recomputes them for all rows
+        return Rollout(
+            stack([r.prompt_ids for r in parts], P, True, pad_id),
+            stack([r.prompt_mask for r in parts], P, True, 0),
+            stack([r.responses for r in parts], T, False, pad_id),
+            stack([r.mask for r in parts], T, False, 0),
+            stack(lp, T, False, 0.0) if known else None,  # type: ignore[arg-type]
+            stack(v, T, False, 0.0) if known else None,  # type: ignore[arg-type]
+        )
 
     @property
     def attention_mask(self) -> torch.Tensor:
@@ -305,9 +349,17 @@ class PPOTrainer:
         return logprobs_from_logits(lg, target), values, lg
 
     def step(
-        self, rollout: Rollout, scores: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        rollout: Rollout,
+        scores: torch.Tensor,
+        generator: torch.Generator | None = None,
+        sft: list[Any] | None = None,
     ) -> dict[str, float]:
-        """One PPO iteration on a scored rollout. Returns the logged statistics."""
+        """One PPO iteration on a scored rollout. Returns the logged statistics.
+
+        `sft`: supervised batches (`oversight.models.sft.sft_batch`) for a distillation term;
+        each minibatch adds `sft_coef` times the loss of the next one, in turn.
+        """
         cfg, P = self.cfg, rollout.prompt_ids.shape[1]
         ids, attn, mask = rollout.ids, rollout.attention_mask, rollout.mask.float()
         scores = scores.to(self.device).float()
@@ -349,6 +401,7 @@ class PPOTrainer:
         acc = {
             k: torch.zeros((), dtype=torch.float64, device=self.device)
             for k in ("policy_loss", "value_loss", "clipfrac", "approx_kl", "entropy")
+            + (("sft_loss",) if sft else ())
         }
         first_ratio = torch.full((), float("nan"))
         for _ in range(cfg.epochs):
@@ -374,6 +427,10 @@ class PPOTrainer:
                     values, old_values[mb], returns[mb], mask[mb], cfg.clip_range_value
                 )
                 loss = pg_loss + cfg.vf_coef * vf_loss
+                if sft:
+                    sft_loss = supervised_loss(self.policy.lm, sft[n_mb % len(sft)])
+                    loss = loss + cfg.sft_coef * sft_loss
+                    acc["sft_loss"] += sft_loss.detach().double()
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if distributed.active():  # DDP's semantics: the mean gradient over ranks

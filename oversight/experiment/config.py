@@ -33,6 +33,7 @@ from oversight.errors import ConfigError
 from oversight.judges import Oracle, RaterPool, SimulatedRater
 from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSettings
 from oversight.models.policy import PolicyConfig
+from oversight.roles.critic import LearnedCritic, SimulatedCritic
 from oversight.tasks import TASKS, ArithmeticConfig
 from protocols.rlhf import RLHF
 
@@ -73,6 +74,8 @@ class Config:
     """who labels: oracle, simulated rater, rater pool, humans (conf/judge/)"""
     protocol: Any = MISSING
     """how outputs become training signal (conf/protocol/)"""
+    critic: Any = None
+    """the AI critic a protocol may consult (conf/critic/: simulated, learned); none by default"""
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     """the policy's architecture, base-model SFT and sampling"""
     ppo: PPOConfig = field(default_factory=PPOConfig)
@@ -90,6 +93,9 @@ class Config:
     threads: Natural = 0
     """torch CPU threads; 0: auto, one thread for small from-scratch policies during PPO
     (`oversight.engine.ppo.cpu_threads`) and torch's default otherwise"""
+    checkpoint_every: Natural = 10
+    """save a checkpoint every this many PPO steps (and once after the protocol's setup), from
+    which the same command resumes a killed run (`oversight.experiment.checkpoint`); 0: never"""
 
 
 _PLAIN = (int, float, bool, str)
@@ -168,6 +174,8 @@ def register() -> None:
         "judge/human": schema_of(HumanSettings, human + "HumanJudge"),
         "judge/human_or_simulated": schema_of(HumanOrSimulatedSettings, human + "HumanOrSimulated"),
         "protocol/rlhf": schema_of(RLHF),
+        "critic/simulated": schema_of(SimulatedCritic),
+        "critic/learned": schema_of(LearnedCritic),
     }
     for part, schema in parts.items():
         group, name = part.split("/")

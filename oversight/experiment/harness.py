@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
-from oversight.judges import Verdict
+from oversight.judges import Argued, Comparison, SubAnswer, Verdict
 from oversight.tasks import PublicProblem, Task
 from oversight.tasks.base import truth_access
 
@@ -64,23 +64,21 @@ class Harness:
     def evaluate(
         self,
         generate: Callable[[list[str]], list[str]],
-        proxy: Callable[[list[PublicProblem], list[str]], Sequence[float]],
+        proxy: Callable[[list[PublicProblem], list[str]], Sequence[float] | None] | None,
     ) -> dict:
-        """Sample the policy once per held-out problem and score it against the truth."""
+        """Sample the policy once per held-out problem and score it against the truth; and by
+        the protocol's proxy, when it has one (None: the proxy columns are None)."""
         responses = generate([p.prompt for p in self.problems])
         out = self.score(self.problems, responses)
-        rewards = list(proxy(self.problems, responses))
-        out["proxy_reward"] = rate(rewards)
-        out["proxy_reward_by_bucket"] = {
-            b: rate(
-                [
-                    r
-                    for p, r in zip(self.problems, rewards, strict=True)
-                    if b == "all" or self.bucket(p) == b
-                ]
-            )
-            for b in BUCKETS
-        }
+        scored = None if proxy is None else proxy(self.problems, responses)
+        rewards = [None] * len(responses) if scored is None else list(scored)
+        by_bucket: dict[str, list[float]] = {b: [] for b in BUCKETS}
+        for p, r in zip(self.problems, rewards, strict=True):
+            if r is not None:
+                by_bucket[self.bucket(p)].append(r)
+                by_bucket["all"].append(r)
+        out["proxy_reward"] = rate(by_bucket["all"])
+        out["proxy_reward_by_bucket"] = {b: rate(v) for b, v in by_bucket.items()}
         out["samples"] = [
             {"prompt": p.prompt, "response": r}
             for p, r in zip(self.problems[:8], responses[:8], strict=True)
@@ -88,13 +86,28 @@ class Harness:
         return out
 
     def label_accuracy(self, records: Sequence) -> dict[str, float | None]:
-        """How often the judge preferred the right answer, over pairs where exactly one is right."""
+        """How often the judge was right, per bucket and kind of item.
+
+        Pairs under "within" and "beyond" (always there, as in every summary.json): preferred
+        the right answer, over pairs where exactly one is right. Other kinds under
+        "<kind>/<bucket>", only when records of that kind exist: "debate/…" named the side with
+        the right answer winner, over debates where exactly one is right; "argued/…" and
+        "subquestion/…" accepted the answer iff it is right. Failures count nowhere.
+        """
         hits: dict[str, list[bool]] = {"within": [], "beyond": []}
         for r in records:
-            c, o = r.item, r.outcome
+            item, o = r.item, r.outcome
+            prefix = "" if item.kind == Comparison.kind else item.kind + "/"
+            for b in ("within", "beyond"):
+                hits.setdefault(prefix + b, [])
             if not isinstance(o, Verdict):
                 continue
-            ok_a, ok_b = self._correct(c.problem, c.a), self._correct(c.problem, c.b)
-            if ok_a != ok_b:
-                hits[self.bucket(c.problem)].append(o.prefers_a == ok_a)
-        return {b: rate(v) for b, v in hits.items()}
+            if isinstance(item, Argued | SubAnswer):
+                hit = o.prefers_a == self._correct(item.problem, item.answer)
+            else:
+                ok_a = self._correct(item.problem, item.a)
+                if ok_a == self._correct(item.problem, item.b):
+                    continue
+                hit = o.prefers_a == ok_a
+            hits[prefix + self.bucket(item.problem)].append(hit)
+        return {k: rate(v) for k, v in hits.items()}

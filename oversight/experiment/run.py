@@ -1,23 +1,25 @@
 """One experiment, end to end (docs/design.md, "One PPO step"):
 
-    task.sample -> policy rollout -> protocol.signal -> ppo.step -> harness (logged only) -> store
+    task.sample -> protocol.episodes (policy rollouts, judge) -> ppo.step -> harness (logged) -> store
 
 `run` is what `python -m oversight.train` calls; tests call it too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import logging
 import random
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
@@ -25,16 +27,21 @@ from transformers import PreTrainedModel
 from oversight.engine import distributed
 from oversight.engine.ppo import PolicyWithValue, PPOConfig, PPOTrainer, cpu_threads
 from oversight.engine.sampling import generate
-from oversight.errors import ConfigError
+from oversight.errors import built
+from oversight.experiment import checkpoint
 from oversight.experiment.config import EvalConfig, validate
+from oversight.experiment.episodes import ppo_step, rollout_fn, sft_fn
 from oversight.experiment.harness import Harness
 from oversight.judges import Judge
 from oversight.models.base_model import base_model
 from oversight.models.policy import PolicyConfig
 from oversight.models.tokenizer import decode, encode
+from oversight.roles import Role, build_roles
 from oversight.store import Store
-from oversight.tasks import Task, build_task
+from oversight.tasks import PublicProblem, Task, build_task
 from protocols import Protocol, ProtocolContext
+
+log = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
@@ -45,19 +52,25 @@ def pick_device(name: str) -> torch.device:
 
 def build(node: Any, kind: str) -> Any:
     """Instantiate a config node (a judge, a protocol), or a one-line ConfigError."""
-    try:
-        return instantiate(node, _convert_="all")
-    except Exception as e:  # Hydra wraps the real cause several layers deep
-        cause = e
-        while cause.__cause__ is not None:
-            cause = cause.__cause__
-        raise ConfigError(f"cannot build {kind}: {cause}") from None
+    return built(node, kind)
 
 
 def build_judge(cfg: DictConfig, task: Task) -> Judge:
     judge: Judge = build(cfg.judge, "judge")
     judge.attach(task)
     return judge
+
+
+class ProblemStream:
+    """A protocol's problems: batch after batch of its own split, in order. How many it has
+    drawn is what a checkpoint keeps of it."""
+
+    def __init__(self, task: Task, split: str) -> None:
+        self.task, self.split, self.drawn = task, split, 0
+
+    def __call__(self, n: int) -> list[PublicProblem]:
+        self.drawn += 1
+        return self.task.sample(n, seed=self.drawn - 1, split=self.split)
 
 
 def protocol_context(
@@ -68,18 +81,28 @@ def protocol_context(
     tok: Any,
     device: torch.device,
     generate: Any,
+    rollout: Any = None,
+    sft: Any = None,
+    roles: dict[str, Role] | None = None,
 ) -> ProtocolContext:
-    """What a protocol gets: its problems come from their own split, drawn in order."""
-    counter = iter(range(10**9))
+    """What a protocol gets: its problems come from their own split, drawn in order. Without
+    `rollout` and `sft` (a set-up outside a run, as the benchmarks do) those calls raise."""
+
+    def unavailable(*_: Any) -> Any:
+        raise RuntimeError("this context samples text only: no PPO core to roll out or tune")
+
     return ProtocolContext(
         judge=judge,
         base_model=base,
         tokenizer=tok,
         device=device,
         generate=generate,
-        sample_problems=lambda n: task.sample(n, seed=next(counter), split=f"protocol-{cfg.seed}"),
+        rollout=rollout or unavailable,
+        sft=sft or unavailable,
+        sample_problems=ProblemStream(task, f"protocol-{cfg.seed}"),
         rng=random.Random(cfg.seed),
         seed=cfg.seed,
+        roles=roles or {},
     )
 
 
@@ -128,11 +151,19 @@ class Sampler:
         return out
 
 
-def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, output_dir: Path, sweep: bool = False) -> dict[str, Any]:
+    """Run experiment `cfg` into `output_dir`; returns its summary.
+
+    When a run of the same experiment died after a checkpoint, this continues it instead, in its
+    own output dir and store (`oversight.experiment.checkpoint`). `sweep`: this is a job of a
+    sweep, skipped (its summary returned) when its store has the experiment finished already.
+    """
     t_start = time.perf_counter()
     validate(cfg)  # a bad value stops here: nothing built, nothing written, no store opened
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    key = checkpoint.run_key(cfg)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = distributed.setup(pick_device(cfg.device))  # under a launcher: this rank's GPU
@@ -150,31 +181,79 @@ def run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     eval_cfg = EvalConfig(**cfg.eval)
     judge = build_judge(cfg, task)
     protocol: Protocol = build(cfg.protocol, "protocol")
-    store = Store(cfg.store.url if distributed.is_main() else "sqlite://")
-    base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device)
-    if device.type == "cpu" and not cfg.threads:
-        # Auto: the base model's SFT (batched, once) gains from every core; PPO on a small
-        # policy runs faster on one thread (see cpu_threads).
-        torch.set_num_threads(cpu_threads(cfg.policy.n_embd, cfg.policy.path))
+    store_url = cfg.store.url if distributed.is_main() else "sqlite://"
+    # not under a multi-process launcher: the other ranks, whose store is in memory, would wait
+    if sweep and distributed.world_size() == 1:
+        if (done := Store(store_url).finished_run(key)) is not None:
+            log.info("skipping: finished as run %d in %s", done.id, done.output_dir)
+            return done.summary
 
-    run_id = store.start_run(
-        str(output_dir.name), protocol.name, judge.name, cfg.seed, resolved, str(output_dir)
-    )
-    try:
-        summary = _train(
-            _Run(cfg, resolved, task, base, tok, base_meta, judge, protocol, store, run_id),
-            policy_cfg,
-            ppo_cfg,
-            eval_cfg,
-            device,
-            output_dir,
-            t_start,
+    with _claim(key) as claim:
+        resume = checkpoint.resumable(claim, device) if claim else None
+        # a resume writes into the store it wrote to: none is made in this invocation's dir
+        store = resume.store if resume else Store(store_url)
+        if resume is not None:
+            output_dir, run_id = resume.output_dir, resume.entry.run_id
+            resolved["store"]["url"] = resume.entry.store_url
+            store.resume_run(run_id, resume.step)
+            checkpoint.truncate_metrics(output_dir, resume.step)
+            log.info("resuming %s from step %d", output_dir, resume.step)
+        base, tok, base_meta = base_model(policy_cfg, task, task_cfg, device, protocol.alphabet)
+        if device.type == "cpu" and not cfg.threads:
+            # Auto: the base model's SFT (batched, once) gains from every core; PPO on a small
+            # policy runs faster on one thread (see cpu_threads).
+            torch.set_num_threads(cpu_threads(cfg.policy.n_embd, cfg.policy.path))
+
+        if resume is None:
+            run_id = store.start_run(
+                output_dir.name, protocol.name, judge.name, cfg.seed, resolved, str(output_dir), key
+            )
+            if claim is not None:
+                claim.register(checkpoint.Entry(str(output_dir), store.url, run_id))
+        saving = claim is not None and cfg.checkpoint_every > 0
+        built = _Run(
+            cfg,
+            resolved,
+            task,
+            base,
+            tok,
+            base_meta,
+            judge,
+            protocol,
+            store,
+            run_id,
+            saving,
+            resume,
         )
-    except BaseException:
-        store.finish_run(run_id, "failed")
-        raise
-    store.finish_run(run_id, "finished", summary)
+        try:
+            summary = _train(built, policy_cfg, ppo_cfg, eval_cfg, device, output_dir, t_start)
+        except BaseException:  # Ctrl-C too; the same command carries on from the checkpoint
+            store.finish_run(run_id, "failed")
+            raise
+        store.finish_run(run_id, "finished", summary)
+        if claim is not None:
+            claim.finish(output_dir)
     return summary
+
+
+@contextlib.contextmanager
+def _claim(key: str) -> Iterator[checkpoint.Claim | None]:
+    """This process's hold on experiment `key` while it runs; None: it keeps no checkpoints."""
+    if distributed.world_size() > 1:  # each rank has streams of its own, not in one checkpoint
+        yield None
+        return
+    claim = checkpoint.claim(key)
+    if claim is None:
+        log.warning(
+            "an identical run (key %s) is running right now: this one starts afresh and keeps "
+            "no checkpoints",
+            key,
+        )
+    try:
+        yield claim
+    finally:
+        if claim is not None:
+            claim.release()
 
 
 @dataclass
@@ -191,6 +270,10 @@ class _Run:
     protocol: Protocol
     store: Store
     run_id: int
+    saving: bool = False
+    """whether `_train` writes checkpoints"""
+    resume: checkpoint.Resume | None = None
+    """the checkpoint `_train` continues from, or None to start afresh"""
 
 
 def _train(
@@ -218,54 +301,79 @@ def _train(
     sample = Sampler(policy.lm, tok, policy_cfg, device, cfg.seed)
     harness = Harness(task, cfg.competence, eval_cfg.n_problems, eval_cfg.seed)
     eval_sampler = lambda: Sampler(policy.lm, tok, policy_cfg, device, eval_cfg.seed)  # noqa: E731  same draws at every evaluation
-    ctx = protocol_context(cfg, task, judge, base, tok, device, sample)
+    pretrained: dict[str, Any] = {}
 
-    records = protocol.setup(ctx)  # the same on every rank: same seeds, same draws
+    def before_sft() -> None:  # the policy before a protocol's SFT phase, for the summary
+        if not pretrained:
+            pretrained.update(harness.evaluate(eval_sampler(), None))
+
+    ctx = protocol_context(
+        cfg,
+        task,
+        judge,
+        base,
+        tok,
+        device,
+        sample,
+        rollout_fn(trainer, tok, device, sample.generator),
+        sft_fn(policy, trainer, tok, device, cfg.seed, before_sft),
+        build_roles(cfg, task, device),
+    )
+
     rank = distributed.rank()
-    if rank:  # several ranks: from here on each samples its own prompts and responses
-        sample.generator.manual_seed(cfg.seed + rank)
-    store.log_judgments(run_id, 0, records)
-    base_eval = harness.evaluate(eval_sampler(), protocol.proxy_reward)
-    metrics_file = (output_dir / "metrics.jsonl").open("w")
     gen = torch.Generator().manual_seed(cfg.seed + rank)
-    tokens, rollout_seconds = 0, 0.0
-    last_kl = 0.0
-    for step in tqdm(range(1, ppo_cfg.steps + 1), desc=f"PPO ({protocol.name}, {judge.name})"):
+    parts = checkpoint.Parts(
+        policy, trainer, base, sample.generator, gen, ctx, ctx.sample_problems, protocol, task
+    )
+    if r.resume is None:
+        # a copy: a protocol may keep adding to the list it returned (RLHF refreshes)
+        records = list(protocol.setup(ctx))  # the same on every rank: same seeds, same draws
+        if rank:  # several ranks: from here on each samples its own prompts and responses
+            sample.generator.manual_seed(cfg.seed + rank)
+        store.log_judgments(run_id, 0, records)
+        base_eval = harness.evaluate(eval_sampler(), protocol.proxy_reward)
+        progress = checkpoint.Progress(0, records, base_eval, pretrained)
+        if r.saving:  # a kill from here on resumes after the setup
+            checkpoint.save(output_dir, progress, parts)
+    else:
+        progress = checkpoint.restore(r.resume.state, parts)
+    metrics_file = (output_dir / "metrics.jsonl").open("a" if r.resume else "w")
+    for step in tqdm(
+        range(progress.step + 1, ppo_cfg.steps + 1),
+        desc=f"PPO ({protocol.name}, {judge.name})",
+        initial=progress.step,
+        total=ppo_cfg.steps,
+    ):
         t0 = time.perf_counter()
         split = f"ppo-{cfg.seed}" + (f"-rank{rank}" if rank else "")
         problems = task.sample(ppo_cfg.batch_size, seed=step, split=split)
-        ids, mask = encode(tok, [p.prompt for p in problems], device)
-        ro = trainer.rollout(ids, mask, sample.generator)
-        texts = decode(tok, ro.responses, tok.eos_token_id)
-        signal = protocol.signal(problems, texts, step)
-        if signal.sft_targets is not None:
-            raise NotImplementedError(
-                "the PPO core does not consume SFT targets yet; no protocol emits them"
-            )
-        stats = trainer.step(ro, signal.rewards, gen)
+        stats, batch, n_tokens = ppo_step(trainer, protocol, problems, step, gen, tok, device)
         seconds = time.perf_counter() - t0
-        n_tokens = int(ro.mask.sum())
-        tokens += n_tokens
-        rollout_seconds += seconds
-        last_kl = stats["kl"]
-        records += signal.judgments
-        store.log_judgments(run_id, step, signal.judgments)
+        progress.step = step
+        progress.tokens += n_tokens
+        progress.rollout_seconds += seconds
+        progress.last_kl = stats["kl"]
+        progress.records += batch.judgments
+        store.log_judgments(run_id, step, batch.judgments)
         row = {
             "step": step,
             **stats,
-            **signal.info,
+            **batch.info,
             "tokens_per_second": n_tokens / seconds,
             "seconds": seconds,
         }
-        row |= flat(
-            "train", harness.score(problems, texts)
-        )  # truth read by the harness, logged only
+        answers = batch.responses or batch.turns[0].texts
+        # truth read by the harness, logged only
+        row |= flat("train", harness.score(batch.problems or problems, answers))
         row |= flat("judge_cost", judge.cost.as_dict())
         if eval_cfg.every and step % eval_cfg.every == 0 and step != ppo_cfg.steps:
             row |= flat("eval", harness.evaluate(eval_sampler(), protocol.proxy_reward))
         metrics_file.write(json.dumps(row) + "\n")
         metrics_file.flush()
         store.log_metrics(run_id, step, row)
+        # not after the last step: resumed from it, the final evaluation would be logged twice
+        if r.saving and step % cfg.checkpoint_every == 0 and step < ppo_cfg.steps:
+            checkpoint.save(output_dir, progress, parts)
     metrics_file.close()
 
     final_eval = harness.evaluate(eval_sampler(), protocol.proxy_reward)
@@ -278,13 +386,15 @@ def _train(
         "judge": judge.name,
         "seed": cfg.seed,
         "config": r.resolved,
-        "base": base_eval,
+        # before a protocol's SFT phase
+        **({"pretrained": progress.pretrained} if progress.pretrained else {}),
+        "base": progress.base_eval,
         "final": final_eval,
-        "label_accuracy": harness.label_accuracy(records),
+        "label_accuracy": harness.label_accuracy(progress.records),
         "judge_cost": judge.cost.as_dict(),
-        "kl": last_kl,
+        "kl": progress.last_kl,
         "wall_seconds": time.perf_counter() - t_start,
-        "tokens_per_second": tokens / max(rollout_seconds, 1e-9),
+        "tokens_per_second": progress.tokens / max(progress.rollout_seconds, 1e-9),
         "base_model": r.base_meta,
         "device": str(device),
         "run_id": run_id,
