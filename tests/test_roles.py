@@ -291,6 +291,7 @@ TINY = dict(
     sft_steps=500,
     lr=1e-2,
     checks=False,
+    learn_answers=False,
 )
 
 
