@@ -49,7 +49,13 @@ def train(url: str, cache_dir, run_dir, log_path) -> subprocess.Popen:
     ]
     env = os.environ | {"TQDM_DISABLE": "1"}
     return subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log_path.open("w"), stderr=subprocess.STDOUT
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        # a test run from a background job inherits SIGINT ignored; the Ctrl-C below needs it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
