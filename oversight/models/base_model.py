@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from oversight.cache import cache_root
 from oversight.errors import ConfigError
+from oversight.models.cached import cached_model
 from oversight.models.policy import PolicyConfig, build_model, load_pretrained
 from oversight.models.sft import sft
 from oversight.models.tokenizer import char_alphabet, char_tokenizer
@@ -53,15 +50,6 @@ def base_key(policy: PolicyConfig, task_cfg: dict[str, Any], extra_chars: str = 
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _load_entry(path: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase] | None:
-    if not (path / "meta.json").is_file():
-        return None
-    try:
-        return load_pretrained(path)
-    except Exception:  # a corrupt entry is rebuilt, not crashed on
-        return None
-
-
 def base_model(
     policy: PolicyConfig,
     task: Task,
@@ -76,47 +64,28 @@ def base_model(
     """
     if policy.path is not None and not Path(policy.path).expanduser().is_dir():
         raise ConfigError(f"policy path {policy.path!r} does not exist or is not a directory")
-    root = cache_root(policy.cache_dir) / "base"
-    root.mkdir(parents=True, exist_ok=True)
+
+    def build() -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+        if policy.path is not None:
+            model, tok = load_pretrained(policy.path)
+        else:
+            tok = char_tokenizer(ALPHABET + extra_chars)
+            torch.manual_seed(policy.base_seed)
+            model = build_model(policy, tok)
+        model.to(device)
+        pairs = task.corpus(policy.sft_examples, seed=policy.base_seed)
+        losses = sft(
+            model,
+            tok,
+            pairs,
+            policy.sft_steps,
+            policy.sft_batch_size,
+            policy.sft_lr,
+            policy.base_seed,
+            device,
+            desc="base model SFT",
+        )
+        return model, tok, {"final_sft_loss": sum(losses[-50:]) / max(len(losses[-50:]), 1)}
+
     key = base_key(policy, task_cfg, extra_chars)
-    entry = root / key
-    with FileLock(str(root / f"{key}.lock")):  # concurrent sweep jobs: one trains, the rest wait
-        loaded = _load_entry(entry)
-        if loaded is not None:
-            model, tok = loaded
-            meta = json.loads((entry / "meta.json").read_text())
-            return model.to(device), tok, meta | {"cached": True}
-        shutil.rmtree(entry, ignore_errors=True)
-        # We hold the lock, so any temporary folder for this key is a killed builder's leftover.
-        for stale in root.glob(f"{key}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        # Its own RNG stream: a run must not draw differently after building the base model than
-        # after loading it from the cache.
-        with torch.random.fork_rng(devices=[]):
-            if policy.path is not None:
-                model, tok = load_pretrained(policy.path)
-            else:
-                tok = char_tokenizer(ALPHABET + extra_chars)
-                torch.manual_seed(policy.base_seed)
-                model = build_model(policy, tok)
-            model.to(device)
-            pairs = task.corpus(policy.sft_examples, seed=policy.base_seed)
-            losses = sft(
-                model,
-                tok,
-                pairs,
-                policy.sft_steps,
-                policy.sft_batch_size,
-                policy.sft_lr,
-                policy.base_seed,
-                device,
-                desc="base model SFT",
-            )
-        tmp = root / f"{key}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        meta = {"key": key, "final_sft_loss": sum(losses[-50:]) / max(len(losses[-50:]), 1)}
-        (tmp / "meta.json").write_text(json.dumps(meta))  # written last: marks the entry complete
-        os.replace(tmp, entry)
-        return model, tok, meta | {"cached": False}
+    return cached_model("base", key, build, policy.cache_dir, device)

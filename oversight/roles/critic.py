@@ -31,11 +31,11 @@ import torch
 from oversight.checks import Count, Fraction, Natural, NonNeg, Positive, Rules, rule
 from oversight.engine.sampling import generate
 from oversight.errors import ConfigError
+from oversight.models.cached import Built, cached_model, model_key
 from oversight.models.policy import PolicyConfig, build_model
 from oversight.models.sft import sft
 from oversight.models.tokenizer import char_alphabet, char_tokenizer, decode, encode, unknown_chars
 from oversight.roles.base import Failure, Role
-from oversight.roles.learned import Built, cached_model
 from oversight.tasks import PublicProblem, Task
 
 CACHE_FORMAT = 1  # bump when the critique format or the way learned critics are built changes
@@ -223,7 +223,7 @@ class LearnedCritic(Critic):
             "task": dataclasses.asdict(task_cfg),
         }
         self.model, self.tok, self.meta = cached_model(
-            "critic", spec, lambda: self._train(device), self.cache_dir, device
+            "critic", model_key(spec), lambda: self._train(device), self.cache_dir, device
         )
         self.device = torch.device(device)
 

@@ -1,6 +1,6 @@
-"""The on-disk cache of learned roles' models: one entry per key of what determines the model,
-built by one job while concurrent jobs wait, and complete or absent (as the base model's,
-`oversight/models/base_model.py`)."""
+"""The on-disk cache of every model the platform trains itself (the base model, learned roles'
+models): one entry per key of what determines the model, built by one job while concurrent jobs
+wait, and complete or absent."""
 
 from __future__ import annotations
 
@@ -23,22 +23,22 @@ Built = tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]
 
 
 def model_key(spec: dict[str, Any]) -> str:
+    """A key of everything in `spec`, hashed."""
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cached_model(
     kind: str,
-    spec: dict[str, Any],
+    key: str,
     build: Callable[[], Built],
     cache_dir: str | None = None,
     device: torch.device | str = "cpu",
 ) -> Built:
-    """The model `spec` determines, from `<cache>/<kind>/<key>` or built now by `build`.
+    """The model of `key`, from `<cache>/<kind>/<key>` or built now by `build`.
 
     The returned meta carries the key and whether it came from the cache."""
     root = cache_root(cache_dir) / kind
     root.mkdir(parents=True, exist_ok=True)
-    key = model_key(spec)
     entry = root / key
     with FileLock(str(root / f"{key}.lock")):  # concurrent sweep jobs: one trains, the rest wait
         if (entry / "meta.json").is_file():
