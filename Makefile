@@ -10,8 +10,10 @@ PYTHON ?= python3
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q torch==2.13.0 'ninja>=1.11'
+	# The CPU attention kernel compiles (about a minute on one core) while the rest installs.
+	PYTHONPATH=. $(PY) -c 'from oversight.engine import kernels; kernels.available()' & \
+	  $(PY) -m pip install -q -e '.[dev]' && wait
 	touch $(STAMP)
 
 install: $(STAMP)

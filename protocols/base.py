@@ -29,8 +29,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from oversight.checks import Count, Positive, ensure, one_of
 from oversight.engine.ppo import Rollout
+from oversight.errors import ConfigError
 from oversight.judges import Comparison, Judge, JudgmentRecord
-from oversight.tasks import PublicProblem
+from oversight.tasks import PublicProblem, PublicText
 
 
 @dataclass
@@ -94,6 +95,14 @@ class ProtocolContext:
     seed: int
     roles: dict[str, Any] = field(default_factory=dict)
     """the AI helper roles the config names (critic, ...: `oversight.roles`)"""
+    text: PublicText | None = None
+    """the task's text format: parse answers, write critique and revision prompts"""
+
+    def role(self, name: str, protocol: str) -> Any:
+        """The role `name`, or a one-line ConfigError saying the protocol needs one."""
+        if name not in self.roles:
+            raise ConfigError(f"protocol={protocol} needs a {name} ({name}=simulated|learned)")
+        return self.roles[name]
 
 
 class Protocol:

@@ -153,7 +153,7 @@ def test_validate_reports_a_copied_value_once():
 
 CASES = [
     # the cases
-    ("ppo.steps=-3", "ppo.steps=-3: must be a whole number ≥ 1"),
+    ("ppo.steps=-3", "ppo.steps=-3: must be a whole number ≥ 0"),
     ("ppo.kl_coef=-1", "ppo.kl_coef=-1.0: must be ≥ 0"),
     ("task.max_steps=0", "task.max_steps=0: must be a whole number ≥ 1"),
     ("task.min_steps=5 task.max_steps=3", "task.min_steps=5: must be ≤ task.max_steps=3"),
@@ -190,7 +190,7 @@ def test_a_sweep_with_one_bad_value_stops_before_any_job(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     (line,) = _error_lines(proc.stderr)
     assert line.startswith("error: job 1 (") and "ppo.steps=-3" in line.split(")")[0]
-    assert line.endswith("): ppo.steps=-3: must be a whole number ≥ 1")
+    assert line.endswith("): ppo.steps=-3: must be a whole number ≥ 0")
     assert "Traceback" not in proc.stderr and "Forking" not in proc.stderr + proc.stdout
     assert [p.name for p in sweep.iterdir()] == ["multirun.yaml"]  # Hydra's record only
     _assert_nothing_done(sweep, tmp_path)

@@ -63,6 +63,10 @@ def comparable(summary: dict) -> dict:
     """Everything but timing and where the run wrote (its store's path is in its config)."""
     out = {k: v for k, v in summary.items() if k not in TIMING}
     out["config"] = {k: v for k, v in summary["config"].items() if k != "store"}
+    out["role_cost"] = {
+        name: {k: v for k, v in cost.items() if k != "seconds"}
+        for name, cost in summary["role_cost"].items()
+    }
     return out
 
 
@@ -88,7 +92,12 @@ def test_protocol_contract(path, tmp_path, cache_dir):
     # the judge's budget is spent on training only: every label it gave is a stored judgment,
     # and evaluation after the last step asked for none
     with Session(make_engine(f"sqlite:///{out}/store.db")) as s:
-        decided = [j for j in s.exec(select(Judgment)) if j.failure is None]
+        # the judge's own: an AI feedback model's labels (judge "feedback:...") cost it nothing
+        decided = [
+            j
+            for j in s.exec(select(Judgment))
+            if j.failure is None and not j.judge.startswith("feedback:")
+        ]
     assert summary["judge_cost"]["labels"] == len(decided)
     assert summary["judge_cost"]["labels"] == rows[-1]["judge_cost/labels"]
 

@@ -67,35 +67,35 @@ def test_the_default_vocabulary_and_base_model_key_are_what_they_were():
     assert char_alphabet() == char_alphabet("+-1") == ALPHABET  # the key's alphabet, as before
     policy, task_cfg = PolicyConfig(), asdict(ArithmeticConfig())
     assert base_key(policy, task_cfg) == base_key(policy, task_cfg, "+-1")
-    assert base_key(policy, task_cfg, "S") != base_key(policy, task_cfg)
+    assert base_key(policy, task_cfg, "Z") != base_key(policy, task_cfg)
 
 
 def test_a_base_model_with_extra_characters_spells_them(tmp_path, task):
     tiny = dict(n_embd=16, n_layer=1, n_head=2, sft_steps=2, sft_examples=20)
     policy, task_cfg = PolicyConfig(cache_dir=str(tmp_path), **tiny), {"name": "arithmetic"}
-    _, tok, meta = base_model(policy, task, task_cfg, extra_chars="Sp")
-    assert meta["key"] == base_key(policy, task_cfg, "Sp") and len(tok) == len(char_tokenizer()) + 2
-    ids, _ = encode(tok, ["Step 2 is wrong."])
-    assert decode(tok, ids, tok.eos_token_id) == ["Step 2 is wrong."]
+    _, tok, meta = base_model(policy, task, task_cfg, extra_chars="Zq")
+    assert meta["key"] == base_key(policy, task_cfg, "Zq") and len(tok) == len(char_tokenizer()) + 2
+    ids, _ = encode(tok, ["Zq 2 is wrong."])
+    assert decode(tok, ids, tok.eos_token_id) == ["Zq 2 is wrong."]
 
 
 def test_extra_characters_follow_the_alphabet_in_a_fixed_order():
-    default, extended = char_tokenizer().get_vocab(), char_tokenizer(ALPHABET + "zSz").get_vocab()
+    default, extended = char_tokenizer().get_vocab(), char_tokenizer(ALPHABET + "zZz").get_vocab()
     assert {t: extended[t] for t in default} == default
-    assert extended["S"] == len(default) and extended["z"] == len(default) + 1
-    assert char_tokenizer("Sz").get_vocab() == char_tokenizer("zS").get_vocab() == extended
-    tok = char_tokenizer(ALPHABET + "Swp")
-    ids, _ = encode(tok, ["Step 2 is wrong."])
-    assert decode(tok, ids, tok.eos_token_id) == ["Step 2 is wrong."]
+    assert extended["Z"] == len(default) and extended["z"] == len(default) + 1
+    assert char_tokenizer("Zz").get_vocab() == char_tokenizer("zZ").get_vocab() == extended
+    tok = char_tokenizer(ALPHABET + "Zqz")
+    ids, _ = encode(tok, ["Zq 2 is wrong."])
+    assert decode(tok, ids, tok.eos_token_id) == ["Zq 2 is wrong."]
 
 
 def test_text_outside_a_char_vocabulary_raises_naming_the_characters(tmp_path):
     tok = char_tokenizer()
-    with pytest.raises(ValueError, match="'Sp'"):
-        encode(tok, ["1+1=2.", "Step 2 is wrong."])
+    with pytest.raises(ValueError, match="'Zq'"):
+        encode(tok, ["1+1=2.", "Zq 2 is wrong."])
     tok.save_pretrained(tmp_path)  # as a cached base model's tokenizer comes back
-    with pytest.raises(ValueError, match="'Sp'"):
-        encode(AutoTokenizer.from_pretrained(tmp_path), ["Step 2 is wrong."])
+    with pytest.raises(ValueError, match="'Zq'"):
+        encode(AutoTokenizer.from_pretrained(tmp_path), ["Zq 2 is wrong."])
     assert encode(tok, ["3+4=7, 7*2=4. Answer: 4.\n\n"])[0].ne(tok.pad_token_id).all()
 
 
@@ -263,7 +263,7 @@ def test_a_task_without_critique_text_cannot_have_a_critic():
 class PeekingCritic(Critic):
     """A critic that reads the answers instead of checking steps through its verifier."""
 
-    def _critique(self, problems, responses, rng):
+    def _critique(self, problems, responses, rng, focus):
         return [
             Critique(None, self.task.final_answer(r) != self.task.truth.get(p.id).answer, "")
             for p, r in zip(problems, responses, strict=True)
@@ -361,4 +361,4 @@ def test_a_learned_critics_vocabulary_covers_its_corpus(learned):
     )
     for prompt, response, critique in corpus:
         assert set(task.critique_prompt(prompt, response) + critique) <= vocab
-    assert {"S", "p", "N"} <= vocab - set(ALPHABET)
+    assert set(ALPHABET) <= vocab  # critiques are the task's text: its alphabet covers them

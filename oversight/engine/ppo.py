@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel
 
-from oversight.checks import Count, Fraction, NonNeg, Positive, Rules, rule
+from oversight.checks import Count, Fraction, Natural, NonNeg, Positive, Rules, rule
 from oversight.engine import distributed, fastlm
 from oversight.engine.ppo_math import (
     KLController,
@@ -46,8 +46,9 @@ from oversight.models.sft import sft_loss as supervised_loss
 
 @dataclass
 class PPOConfig:
-    steps: Count = 60
-    """PPO iterations (one rollout batch each)"""
+    steps: Natural = 60
+    """PPO iterations (one rollout batch each); 0: none, the run ends after the protocol's
+    setup (its labels, its SFT phase) and the evaluation"""
     batch_size: Count = 64
     """responses sampled per iteration"""
     minibatch_size: Count = 16

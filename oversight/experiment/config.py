@@ -35,6 +35,8 @@ from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSetti
 from oversight.models.policy import PolicyConfig
 from oversight.roles.critic import LearnedCritic, SimulatedCritic
 from oversight.tasks import TASKS, ArithmeticConfig
+from protocols.assisted import Assisted
+from protocols.constitutional import Constitutional
 from protocols.rlhf import RLHF
 
 
@@ -174,6 +176,8 @@ def register() -> None:
         "judge/human": schema_of(HumanSettings, human + "HumanJudge"),
         "judge/human_or_simulated": schema_of(HumanOrSimulatedSettings, human + "HumanOrSimulated"),
         "protocol/rlhf": schema_of(RLHF),
+        "protocol/constitutional": schema_of(Constitutional),
+        "protocol/assisted": schema_of(Assisted),
         "critic/simulated": schema_of(SimulatedCritic),
         "critic/learned": schema_of(LearnedCritic),
     }

@@ -38,7 +38,7 @@ from oversight.models.policy import PolicyConfig
 from oversight.models.tokenizer import decode, encode
 from oversight.roles import Role, build_roles
 from oversight.store import Store
-from oversight.tasks import PublicProblem, Task, build_task
+from oversight.tasks import PublicProblem, PublicText, Task, build_task
 from protocols import Protocol, ProtocolContext
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ def protocol_context(
         rng=random.Random(cfg.seed),
         seed=cfg.seed,
         roles=roles or {},
+        text=PublicText(task),
     )
 
 
@@ -392,6 +393,8 @@ def _train(
         "final": final_eval,
         "label_accuracy": harness.label_accuracy(progress.records),
         "judge_cost": judge.cost.as_dict(),
+        # what the protocol's AI helpers spent (critic calls and their checks)
+        "role_cost": {name: role.cost.as_dict() for name, role in ctx.roles.items()},
         "kl": progress.last_kl,
         "wall_seconds": time.perf_counter() - t_start,
         "tokens_per_second": progress.tokens / max(progress.rollout_seconds, 1e-9),

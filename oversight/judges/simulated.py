@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
-from oversight.checks import Natural, one_of, within
+from oversight.checks import Fraction, Natural, one_of, within
 from oversight.judges.base import (
     Argued,
     Comparison,
@@ -79,11 +79,23 @@ class SimulatedRater(Judge):
     """probability of picking the other answer (a slip)"""
     check_order: Annotated[str, one_of("first", "random")] = "first"
     """"first": read from the top until the budget runs out; "random": spot-check random steps"""
+    trust_critiques: Fraction = 0.0
+    """probability of taking a critique that names a flaw at its word, unchecked (spending
+    nothing on that answer): a judge that trusts its critic, and pays for its false alarms"""
 
     def _check(
-        self, problem: PublicProblem, response: str, first: Iterable[int], rng: random.Random
+        self,
+        problem: PublicProblem,
+        response: str,
+        first: Iterable[int],
+        rng: random.Random,
+        trust: float = 0.0,
     ) -> tuple[bool, int, bool]:
-        """(an error found, checks spent, every step checked) for one answer, steps `first` first."""
+        """(an error found, checks spent, every step checked) for one answer, steps `first` first;
+        with probability `trust`, a flaw `first` names is taken as found, unchecked."""
+        first = list(first)
+        if first and trust and rng.random() < trust:
+            return True, 0, False
         n = problem.difficulty
         order = list(range(n))
         if self.check_order == "random":
@@ -107,9 +119,10 @@ class SimulatedRater(Judge):
         b: str,
         first: tuple[Iterable[int], Iterable[int]],
         rng: random.Random,
+        trust: float = 0.0,
     ) -> Verdict:
-        wrong_a, checks_a, _ = self._check(problem, a, first[0], rng)
-        wrong_b, checks_b, _ = self._check(problem, b, first[1], rng)
+        wrong_a, checks_a, _ = self._check(problem, a, first[0], rng, trust)
+        wrong_b, checks_b, _ = self._check(problem, b, first[1], rng, trust)
         if wrong_a != wrong_b:
             p = 0.0 if wrong_a else 1.0
         else:
@@ -136,7 +149,7 @@ class SimulatedRater(Judge):
     def _one(self, item: JudgeItem, rng: random.Random) -> Outcome:
         if isinstance(item, Comparison):
             first = (pointed_steps(item.critique_a), pointed_steps(item.critique_b))
-            return self._pair(item.problem, item.a, item.b, first, rng)
+            return self._pair(item.problem, item.a, item.b, first, rng, self.trust_critiques)
         if isinstance(item, Transcript):
             return self._pair(item.problem, item.a, item.b, contested(item.turns), rng)
         if isinstance(item, Argued):

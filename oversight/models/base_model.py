@@ -24,8 +24,9 @@ from oversight.models.tokenizer import char_alphabet, char_tokenizer
 from oversight.tasks import Task
 from oversight.tasks.arithmetic import ALPHABET
 
-CACHE_FORMAT = 4  # bump when the task's text format or the way base models are built changes
+CACHE_FORMAT = 5  # bump when the task's text format or the way base models are built changes
 # 4: SFT on the packed forward with a fused AdamW (the same math, rounded differently)
+# 5: critique -> revision demonstrations in the corpus, critique characters in the alphabet
 
 
 def base_key(policy: PolicyConfig, task_cfg: dict[str, Any], extra_chars: str = "") -> str:

@@ -24,7 +24,7 @@ import random
 import time
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, cast
+from typing import ClassVar, Literal, Protocol, cast
 
 import torch
 
@@ -83,6 +83,8 @@ class Critique:
 
 
 Outcome = Critique | Failure
+Focus = Literal["all", "answer", "steps"]
+FOCI: tuple[Focus, ...] = ("all", "answer", "steps")
 
 
 @dataclass
@@ -96,14 +98,22 @@ class Critic(Role):
         super().attach(task, device)
 
     def critique(
-        self, problems: list[PublicProblem], responses: list[str], rng: random.Random
+        self,
+        problems: list[PublicProblem],
+        responses: list[str],
+        rng: random.Random,
+        focus: Focus = "all",
     ) -> list[Outcome]:
-        """One critique (or typed failure) per response, in order."""
+        """One critique (or typed failure) per response, in order. `focus` is what the critique
+        is asked to look at (a constitution's principle asks for one): "answer", whether the
+        stated answer follows from the work; "steps", which step is wrong; "all", both."""
         if len(problems) != len(responses):
             raise ValueError(f"{len(problems)} problems but {len(responses)} responses")
+        if focus not in FOCI:
+            raise ValueError(f"focus={focus!r}: must be one of {', '.join(FOCI)}")
         verifier = self._attached()
         t0, checks = time.perf_counter(), verifier.checks
-        out = self._critique(problems, responses, rng)
+        out = self._critique(problems, responses, rng, focus)
         self.cost.calls += len(out)
         self.cost.checks += verifier.checks - checks
         self.cost.seconds += time.perf_counter() - t0
@@ -111,7 +121,7 @@ class Critic(Role):
 
     @abstractmethod
     def _critique(
-        self, problems: list[PublicProblem], responses: list[str], rng: random.Random
+        self, problems: list[PublicProblem], responses: list[str], rng: random.Random, focus: Focus
     ) -> list[Outcome]: ...
 
     def _format(self) -> CritiqueTask:
@@ -137,20 +147,26 @@ class SimulatedCritic(Critic):
     found none"""
 
     def _critique(
-        self, problems: list[PublicProblem], responses: list[str], rng: random.Random
+        self, problems: list[PublicProblem], responses: list[str], rng: random.Random, focus: Focus
     ) -> list[Outcome]:
-        return [self._one(p, r, rng) for p, r in zip(problems, responses, strict=True)]
+        return [self._one(p, r, rng, focus) for p, r in zip(problems, responses, strict=True)]
 
-    def _one(self, problem: PublicProblem, response: str, rng: random.Random) -> Critique:
+    def _one(
+        self, problem: PublicProblem, response: str, rng: random.Random, focus: Focus = "all"
+    ) -> Critique:
+        task = self._format()
+        if focus == "answer":  # the answer against the work as written: read, not checked
+            if task.answer_follows(response) or rng.random() < self.miss_rate:
+                return self._written(None)
+            return self._written(None, about_answer=True)
         n = problem.difficulty
         budget = n if self.competence is None else min(self.competence, n)
-        task = self._format()
         for i in range(budget):
             if self.verifier.check_step(problem, response, i):
                 continue
             if rng.random() < self.miss_rate:
                 return self._written(None)
-            if i == n - 1 and not task.answer_follows(response):
+            if focus == "all" and i == n - 1 and not task.answer_follows(response):
                 return self._written(None, about_answer=True)
             return self._written(i)
         if budget and rng.random() < self.false_alarm_rate:
@@ -271,8 +287,10 @@ class LearnedCritic(Critic):
         )
 
     def _critique(
-        self, problems: list[PublicProblem], responses: list[str], rng: random.Random
+        self, problems: list[PublicProblem], responses: list[str], rng: random.Random, focus: Focus
     ) -> list[Outcome]:
+        # It was trained to critique everything at once: it reads the whole answer whatever the
+        # focus, as a model asked about one flaw may still name another.
         task = self._format()
         prompts = [
             task.critique_prompt(p.prompt, r) for p, r in zip(problems, responses, strict=True)

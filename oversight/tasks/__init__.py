@@ -9,6 +9,7 @@ from oversight.tasks.arithmetic import ArithmeticConfig, ArithmeticTask
 from oversight.tasks.base import (
     GroundTruthAccessError,
     PublicProblem,
+    PublicText,
     Task,
     Truth,
     TruthStore,
@@ -32,6 +33,7 @@ __all__ = [
     "ArithmeticTask",
     "GroundTruthAccessError",
     "PublicProblem",
+    "PublicText",
     "Task",
     "Truth",
     "TruthStore",

@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from typing import Protocol as TypingProtocol
 
 _TRUTH_OPEN: contextvars.ContextVar[bool] = contextvars.ContextVar("truth_open", default=False)
@@ -95,6 +96,33 @@ class Task(TypingProtocol):
         answer is known, which score judges (gold items) and never reach a protocol.
         """
         ...
+
+
+class PublicText:
+    """A task's text format, without its truth store: how a protocol reads answers and writes
+    the prompts of the turns it asks for (a critique, a revision)."""
+
+    NAMES = (
+        "steps",
+        "final_answer",
+        "agrees_with_user",
+        "answer_follows",
+        "critique_prompt",
+        "critique_text",
+        "parse_critique",
+        "revision_prompt",
+    )
+
+    def __init__(self, task: Task) -> None:
+        self._task = task
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.NAMES:
+            raise AttributeError(f"{name!r} is not part of a task's public text")
+        method = getattr(self._task, name, None)
+        if method is None:
+            raise AttributeError(f"task {self._task.name!r} has no {name!r}")
+        return method
 
 
 class Verifier:
