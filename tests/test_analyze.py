@@ -190,6 +190,7 @@ def test_plots_are_written(sweep: Path, tmp_path: Path) -> None:
     names = res["plots"]["judge_competence (tiny)"]
     assert names == [
         "judge_competence_tiny_curves.png",
+        "judge_competence_tiny_outcomes.png",
         "judge_competence_tiny_competence.png",
         "judge_competence_tiny_judge_cost.png",
     ]

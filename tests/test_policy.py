@@ -22,11 +22,12 @@ def test_char_tokenizer_round_trips_and_keeps_pad_apart_from_eos(tmp_path):
 
 def test_pretrained_checkpoint_from_a_local_path(tmp_path, task):
     # A tiny GPT-2 saved by the test itself, with a tokenizer whose PAD is EOS: the loader must
-    # add a distinct PAD token (PPO checklist) and fine-tune it on the task corpus.
+    # add a distinct PAD token (PPO checklist) and fine-tune it on the task corpus (whose
+    # revision demonstrations run to 196 tokens: 256 positions).
     tok = char_tokenizer()
     tok.pad_token = tok.eos_token
     model = GPT2LMHeadModel(
-        GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=32, n_layer=1, n_head=2)
+        GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=1, n_head=2)
     )
     model.save_pretrained(tmp_path / "ckpt")
     tok.save_pretrained(tmp_path / "ckpt")

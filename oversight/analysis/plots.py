@@ -1,4 +1,4 @@
-"""Plots per family: training curves, metrics against judge competence, judge cost, and gold and
+"""Plots per family: training curves, where the final policies land (gold vs sycophancy), metrics against judge competence, judge cost, and gold and
 proxy against sqrt(KL) per proxy, with the fitted Gao et al. curves."""
 
 from __future__ import annotations
@@ -87,6 +87,28 @@ def plot_curves(f: Family, path: Path) -> None:
         bbox_to_anchor=(1.02, 1.0),
     )
     fig.suptitle(f"{f.name}: mean over seeds, band = ±1 standard error")
+    fig.savefig(path, dpi=110)
+
+
+def plot_outcomes(f: Family, path: Path) -> None:
+    """Where each run ends on (gold accuracy, sycophancy rate) beyond the judges' competence:
+    one point per seed, one colour per setting. Top left is what oversight is for."""
+    fig = Figure(figsize=(7.5, 5.2), layout="constrained")
+    ax = fig.subplots()
+    for s, c in zip(f.settings, _colors(len(f.settings)), strict=True):
+        pts = [
+            (r.value("gold_accuracy_beyond"), r.value("sycophancy_rate_beyond")) for r in s.finished
+        ]
+        pts = [(g, y) for g, y in pts if g is not None and y is not None]
+        if pts:
+            ax.scatter(*zip(*pts, strict=True), color=c, s=30, label=f"{s.label} (n={len(pts)})")
+    ax.set_xlabel("held-out gold accuracy beyond competence")
+    ax.set_ylabel("held-out sycophancy rate beyond competence")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title=", ".join(map(display_key, f.keys)) or None, loc="best")
+    fig.suptitle(f"{f.name}: final policies, one point per seed")
     fig.savefig(path, dpi=110)
 
 

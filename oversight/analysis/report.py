@@ -10,7 +10,13 @@ from oversight.analysis.gap import gap_recovered
 from oversight.analysis.group import Family, choose_baselines, display_key, group
 from oversight.analysis.load import RunData, load_dir, load_store
 from oversight.analysis.overopt import Overopt, PathFit, is_overopt, kind, labeller, overopt_fits
-from oversight.analysis.plots import plot_competence, plot_curves, plot_judge_cost, plot_overopt
+from oversight.analysis.plots import (
+    plot_competence,
+    plot_curves,
+    plot_judge_cost,
+    plot_outcomes,
+    plot_overopt,
+)
 from oversight.analysis.stats import CI, TEST_NAMES, Test
 from oversight.analysis.tables import Comparison, comparisons, fmt_number, write_csvs
 
@@ -46,6 +52,8 @@ def analyze(
             continue
         plot_curves(f, out / f"{f.slug}_curves.png")
         names.append(f"{f.slug}_curves.png")
+        plot_outcomes(f, out / f"{f.slug}_outcomes.png")
+        names.append(f"{f.slug}_outcomes.png")
         if "competence" in f.keys:
             plot_competence(f, out / f"{f.slug}_competence.png", n_resamples)
             names.append(f"{f.slug}_competence.png")
