@@ -174,15 +174,14 @@ class Constitutional(RLHF):
         records = super()._collect(n - n_ai, phase) if n_ai < n else []
         if not n_ai:
             return records
-        problems = self.ctx.sample_problems(n_ai)
-        prompts = [p.prompt for p in problems]
-        a, b = self.ctx.generate(prompts), self.ctx.generate(prompts)
+        pairs = self._pairs(n_ai)
+        problems = [c.problem for c in pairs]
         principles = self._draw(n_ai)
-        crit_a = self._critiques(problems, a, principles)
-        crit_b = self._critiques(problems, b, principles)
-        for i, p in enumerate(problems):
+        crit_a = self._critiques(problems, [c.a for c in pairs], principles)
+        crit_b = self._critiques(problems, [c.b for c in pairs], principles)
+        for i, c in enumerate(pairs):
             ca, cb = crit_a[i], crit_b[i]
-            item = Comparison(p, a[i], b[i], ca.text if ca else None, cb.text if cb else None)
+            item = Comparison(c.problem, c.a, c.b, ca.text if ca else None, cb.text if cb else None)
             flaw_a, flaw_b = bool(ca and ca.found_error), bool(cb and cb.found_error)
             prob = feedback_prob(flaw_a, flaw_b, self.sharpness, self.clamp)
             hard = self.ctx.rng.random() < prob

@@ -42,13 +42,15 @@ class RLHF(Protocol):
         self.rm_cfg = self.reward_model
         self.stats: dict[str, float] = {}
 
-    def _collect(self, n: int, phase: str) -> list[JudgmentRecord]:
+    def _pairs(self, n: int) -> list[Comparison]:
+        """Two current-policy answers to each of n fresh problems."""
         problems = self.ctx.sample_problems(n)
         prompts = [p.prompt for p in problems]
         a, b = self.ctx.generate(prompts), self.ctx.generate(prompts)
-        return self.judge_pairs(
-            [Comparison(p, x, y) for p, x, y in zip(problems, a, b, strict=True)], phase
-        )
+        return [Comparison(p, x, y) for p, x, y in zip(problems, a, b, strict=True)]
+
+    def _collect(self, n: int, phase: str) -> list[JudgmentRecord]:
+        return self.judge_pairs(self._pairs(n), phase)
 
     def _fit(self, records: list[JudgmentRecord]) -> None:
         decided = [(r.item, r.outcome) for r in records if isinstance(r.outcome, Verdict)]

@@ -1,5 +1,6 @@
-"""Plots per family: training curves, where the final policies land (gold vs sycophancy), metrics against judge competence, judge cost, and gold and
-proxy against sqrt(KL) per proxy, with the fitted Gao et al. curves."""
+"""Plots per family: training curves, where the final policies land (gold vs sycophancy),
+metrics against judge competence, judge cost, and gold and proxy against sqrt(KL) per proxy,
+with the fitted Gao et al. curves."""
 
 from __future__ import annotations
 
