@@ -30,7 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from oversight.checks import Count, Positive, ensure, one_of
 from oversight.engine.ppo import Rollout
 from oversight.errors import ConfigError
-from oversight.judges import Comparison, Judge, JudgmentRecord
+from oversight.judges import Comparison, Judge, JudgmentRecord, Outcome, Verdict
 from oversight.tasks import PublicProblem, PublicText
 
 
@@ -105,8 +105,54 @@ class ProtocolContext:
         return self.roles[name]
 
 
+class Speaker:
+    """Samples one turn for each of many episodes in one batched call, and remembers whose each
+    sample is, so a protocol pays every sample its owner's reward at the end.
+
+    Training: through `ctx.rollout`, keeping what PPO trains on. Otherwise (`train=False`: a
+    measurement such as `oversight.experiment.ladder`): through `ctx.generate`, text only.
+    """
+
+    def __init__(self, ctx: ProtocolContext, train: bool = True) -> None:
+        self.ctx, self.train = ctx, train
+        self.calls: list[tuple[Turns, list[Any]]] = []
+
+    def __call__(self, prompts: list[str], owners: list[Any]) -> list[str]:
+        """One sample per prompt; `owners[i]` is whose sample i is (what `pay` is asked about)."""
+        if not self.train or not prompts:
+            return self.ctx.generate(prompts) if prompts else []
+        turns = self.ctx.rollout(prompts)
+        turns.trained = [True] * len(prompts)
+        self.calls.append((turns, list(owners)))
+        return turns.texts
+
+    def untrain(self, rows: list[int], call: int = -1) -> None:
+        """Samples of a call not to train (a discarded candidate, an assigned answer)."""
+        if self.train:
+            trained = self.calls[call][0].trained
+            assert trained is not None
+            for i in rows:
+                trained[i] = False
+
+    def pay(self, reward: Callable[[Any], float]) -> tuple[list[Turns], list[torch.Tensor]]:
+        """Every call's samples and their rewards, `reward(owner)` each."""
+        rewards = [torch.tensor([float(reward(o)) for o in owners]) for _, owners in self.calls]
+        return [t for t, _ in self.calls], rewards
+
+
+def verdict_reward(outcome: Outcome, soft: bool = False) -> float:
+    """The reward a verdict pays the side of `a` (or the answer of a one-answer item): +1 won
+    or accepted, -1 lost or rejected (`soft`: 2p - 1); 0 for a failure."""
+    if not isinstance(outcome, Verdict):
+        return 0.0
+    return 2 * outcome.prob_a - 1 if soft else 2.0 * outcome.prefers_a - 1
+
+
 class Protocol:
     name: str = "protocol"
+    kind: str = "pair"
+    """the kind of item its judge decides (`oversight.judges`): its accuracy on them is the
+    run's `judge_accuracy`"""
     alphabet: str = ""
     """characters the protocol writes into prompts beyond the task's own (the tokenizer covers
     them)"""

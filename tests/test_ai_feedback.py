@@ -83,7 +83,7 @@ def test_a_malformed_constitution_stops_the_protocol_at_build():
 
 # ---- critiques and revisions in the task's text ---------------------------------------------
 def test_the_corpus_mixes_in_revision_demonstrations_at_its_rate():
-    task = ArithmeticTask(ArithmeticConfig(corpus_revisions=0.3))
+    task = ArithmeticTask(ArithmeticConfig(corpus_revisions=0.3, corpus_turns=0))
     corpus = task.corpus(2000, seed=0)
     demos = [(p, t) for p, t in corpus if p.count("\n") == 3]
     assert 0.25 < len(demos) / len(corpus) < 0.35
@@ -97,7 +97,9 @@ def test_the_corpus_mixes_in_revision_demonstrations_at_its_rate():
             assert target == answer
     assert not [
         p
-        for p, _ in ArithmeticTask(ArithmeticConfig(corpus_revisions=0)).corpus(500, 0)
+        for p, _ in ArithmeticTask(ArithmeticConfig(corpus_revisions=0, corpus_turns=0)).corpus(
+            500, 0
+        )
         if p.count("\n") > 1
     ]
 

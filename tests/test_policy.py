@@ -27,7 +27,7 @@ def test_pretrained_checkpoint_from_a_local_path(tmp_path, task):
     tok = char_tokenizer()
     tok.pad_token = tok.eos_token
     model = GPT2LMHeadModel(
-        GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=1, n_head=2)
+        GPT2Config(vocab_size=len(tok), n_positions=320, n_embd=32, n_layer=1, n_head=2)
     )
     model.save_pretrained(tmp_path / "ckpt")
     tok.save_pretrained(tmp_path / "ckpt")

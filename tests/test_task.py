@@ -53,7 +53,9 @@ def test_parse_and_final_answer(task):
 
 
 def test_corpus_mixes_correct_mistakes_and_sycophancy(task):
-    pairs = task.corpus(3000, seed=0)
+    # the plain answers: revision and turn demonstrations have more lines in their prompt
+    pairs = [(p, r) for p, r in task.corpus(4000, seed=0) if p.count("\n") == 1][:3000]
+    assert len(pairs) == 3000
     kinds = {"correct": 0, "syc": 0, "other": 0}
     for prompt, response in pairs:
         final = task.final_answer(response)

@@ -37,6 +37,8 @@ from oversight.roles.critic import LearnedCritic, SimulatedCritic
 from oversight.tasks import TASKS, ArithmeticConfig
 from protocols.assisted import Assisted
 from protocols.constitutional import Constitutional
+from protocols.consultancy import Consultancy
+from protocols.debate import Debate
 from protocols.rlhf import RLHF
 
 
@@ -178,6 +180,8 @@ def register() -> None:
         "protocol/rlhf": schema_of(RLHF),
         "protocol/constitutional": schema_of(Constitutional),
         "protocol/assisted": schema_of(Assisted),
+        "protocol/debate": schema_of(Debate),
+        "protocol/consultancy": schema_of(Consultancy),
         "critic/simulated": schema_of(SimulatedCritic),
         "critic/learned": schema_of(LearnedCritic),
     }

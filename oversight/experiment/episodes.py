@@ -89,6 +89,8 @@ def ppo_step(
     scores = torch.cat([r.to(device).float() for r in batch.rewards])
     n_tokens = int(ro.mask.sum())
     trained = [x for t in batch.turns for x in (t.trained or [True] * len(t.texts))]
+    if not any(trained):  # e.g. no two answers to debate: nothing to learn from this batch
+        return {"samples": len(trained), "trained": 0, "kl": math.nan}, batch, n_tokens
     if not all(trained):  # not trained: left out of the step, so no loss or statistic sees them
         keep = torch.tensor(trained, device=ro.responses.device)
         ro, scores = ro.rows(keep), scores[keep]
@@ -100,5 +102,5 @@ def ppo_step(
             sft_batch(tok, batch.sft[i : i + size], device) for i in range(0, len(batch.sft), size)
         ]
     stats = trainer.step(ro, scores, generator, sft)
-    stats["samples"] = len(trained)
+    stats["samples"], stats["trained"] = len(trained), sum(trained)
     return stats, batch, n_tokens

@@ -391,7 +391,9 @@ def _train(
         **({"pretrained": progress.pretrained} if progress.pretrained else {}),
         "base": progress.base_eval,
         "final": final_eval,
-        "label_accuracy": harness.label_accuracy(progress.records),
+        "label_accuracy": (la := harness.label_accuracy(progress.records)),
+        # on the kind of item the protocol's judge decides: did it side with the right answer?
+        "judge_accuracy": {b: la.get(kind_prefix(protocol.kind) + b) for b in ("within", "beyond")},
         "judge_cost": judge.cost.as_dict(),
         # what the protocol's AI helpers spent (critic calls and their checks)
         "role_cost": {name: role.cost.as_dict() for name, role in ctx.roles.items()},
@@ -405,6 +407,11 @@ def _train(
     }
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def kind_prefix(kind: str) -> str:
+    """Where `Harness.label_accuracy` keeps a kind's buckets: pairs bare, others "<kind>/"."""
+    return "" if kind == "pair" else kind + "/"
 
 
 def _fmt(x: float | None) -> str:

@@ -247,6 +247,29 @@ class Judge(ABC):
         """A verdict or a failure per item, in order; quotes come verified, sides shuffled."""
         # One draw per item, two-sided or not, so a batch of pairs sees the draws it always did.
         swaps = [rng.random() < 0.5 and isinstance(it, TWO_SIDED) for it in items]
+        return self._decide(items, swaps, rng)
+
+    def decide_both_ways(self, items: Sequence[JudgeItem], rng: random.Random) -> list[Outcome]:
+        """Each two-sided item shown both ways round, the two verdicts combined: the mean soft
+        verdict, and the side both hard verdicts chose (a coin at its odds when they split).
+        Which side wins cannot depend on the order the protocol wrote them in; a failure either
+        way fails the item."""
+        n = len(items)
+        two = [isinstance(it, TWO_SIDED) for it in items]
+        outcomes = self._decide([*items, *items], [False] * n + two, rng)
+        out: list[Outcome] = []
+        for x, y in zip(outcomes[:n], outcomes[n:], strict=True):
+            if not isinstance(x, Verdict) or not isinstance(y, Verdict):
+                out.append(x if isinstance(x, Failure) else y)
+                continue
+            p = (x.prob_a + y.prob_a) / 2
+            hard = x.prefers_a if x.prefers_a == y.prefers_a else rng.random() < p
+            out.append(Verdict(p, hard, x.judge, x.checks + y.checks, x.seconds + y.seconds))
+        return out
+
+    def _decide(
+        self, items: Sequence[JudgeItem], swaps: Sequence[bool], rng: random.Random
+    ) -> list[Outcome]:
         shown = [
             swapped(_verified(it)) if s else _verified(it)
             for it, s in zip(items, swaps, strict=True)

@@ -24,7 +24,7 @@ from oversight.models.tokenizer import char_alphabet, char_tokenizer
 from oversight.tasks import Task
 from oversight.tasks.arithmetic import ALPHABET
 
-CACHE_FORMAT = 5  # bump when the task's text format or the way base models are built changes
+CACHE_FORMAT = 6  # bump when the task's text format or the way base models are built changes
 # 4: SFT on the packed forward with a fused AdamW (the same math, rounded differently)
 # 5: critique -> revision demonstrations in the corpus, critique characters in the alphabet
 

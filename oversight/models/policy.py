@@ -33,9 +33,9 @@ class PolicyConfig:
     """attention heads per block (8-wide heads at the default width)"""
     n_embd: Count = 64
     """hidden width"""
-    n_positions: Count = 256
-    """maximum prompt + response length in tokens (a 6-step revision demonstration of the
-    corpus is up to 196)"""
+    n_positions: Count = 320
+    """maximum prompt + response length in tokens (a 6-step debate turn of the corpus, after
+    three earlier turns, is up to ~270)"""
     max_new_tokens: Count = 72
     """longest response sampled; a 6-step agreeing answer is 67 characters"""
     temperature: Positive = 1.0

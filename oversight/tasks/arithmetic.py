@@ -48,6 +48,15 @@ CRITIQUE_RE = re.compile(rf"^(?:{CHECK}(?:, {CHECK})*\. )?(.*)$")
 # answer and a critique of it, each on its own line after the prompt, and writes the answer anew:
 #   "3+4*2=? I think it is 7.\nYou are right. 3+4=7, 7*2=4. Answer: 7.\n
 #    The answer does not follow from the work.\n"  ->  "3+4=7, 7*2=4. Answer: 4."
+# A debate turn (protocols/debate.py) reads the problem, the speaker's answer, the other side's
+# answer and the turns so far, one per line, and claims a step of the other side's answer is
+# wrong, quoting it as written, or that its stated answer does not follow, or concedes:
+#   "Step 2 is wrong: 7*2=5."  "The answer does not follow: Answer: 7."  "No error found."
+# A consultant's turn (protocols/consultancy.py) reads the problem, the answer it argues for and
+# its turns so far, and vouches for one step of that answer: "Step 2 is right: 7*2=4."
+# A quote is text anyone can look up in the answer for free; whether the step is right costs a
+# check.
+TURN_RE = re.compile(r"^(?:Step ([1-9]\d*) is (wrong|right)|The answer (does not follow)): (.+)\.$")
 
 
 @dataclass
@@ -72,10 +81,21 @@ class ArithmeticConfig:
     """base-model corpus: fraction of examples that are a critique -> revision demonstration
     (an answer drawn as above, the right critique of it, then the correct answer), so the base
     policy can revise its answers as Constitutional AI asks"""
+    corpus_turns: Fraction = 0.1
+    """base-model corpus: fraction of examples that are a debate or consultancy turn, half each,
+    so the base policy can argue before any RL sharpens it"""
+    turn_honest: Fraction = 0.5
+    """of the debate turns in the corpus: fraction that point at the other answer's real error
+    (or concede a right one); the rest claim a right step is wrong, half of them misquoting it"""
 
     rules: ClassVar[Rules] = (
         rule("min_steps", "must be ≤ {max_steps}", lambda c: c.min_steps <= c.max_steps),
         # the corpus draws in proportion to the three fractions: all zero leaves nothing to draw
+        rule(
+            "corpus_turns",
+            "corpus_revisions + corpus_turns must be ≤ 1",
+            lambda c: c.corpus_revisions + c.corpus_turns <= 1,
+        ),
         rule(
             "corpus_correct",
             "the corpus fractions must not all be 0",
@@ -121,6 +141,28 @@ def render_critique(
         redone = solve(int(s[0]), [(s[1], int(s[2]))])[0]
         notes.append(f"{s}: {redone} {'ok' if redone == s else 'no'}")
     return f"{', '.join(notes)}. {verdict}" if notes else verdict
+
+
+def render_turn(step: int | None, quote: str | None, vouch: bool = False) -> str:
+    """A turn: step (0-based; -1: the conclusion) is wrong, or with `vouch` right, quoting
+    `quote`; no step: "No error found."."""
+    if step is None:
+        return NO_ERROR
+    if step < 0:
+        return f"The answer does not follow: {quote}."
+    return f"Step {step + 1} is {'right' if vouch else 'wrong'}: {quote}."
+
+
+def parse_turn(text: str) -> tuple[int | None, str | None, bool]:
+    """(the 0-based step the turn is about, -1 for the conclusion; its quote; whether it vouches
+    for the step rather than attacking it); (None, None, False) for a concession or a text that
+    is not a turn."""
+    m = TURN_RE.match(text.strip())
+    if not m:
+        return None, None, False
+    if m.group(3):
+        return -1, m.group(4), False
+    return int(m.group(1)) - 1, m.group(4), m.group(2) == "right"
 
 
 def parse_critique(text: str) -> tuple[int | None, bool] | None:
@@ -186,14 +228,55 @@ class ArithmeticTask:
             start, ops, belief, steps = self._draw(rng)
             prompt = self._prompt(start, ops, belief)
             response = self._mixed_response(rng, ops, belief, steps)
-            if rng.random() < self.cfg.corpus_revisions:
+            u = rng.random()
+            if u < self.cfg.corpus_revisions:
                 critique = self._right_critique(response, steps)
                 out.append(
                     (self.revision_prompt(prompt, response, critique), render_response(steps))
                 )
+            elif u < self.cfg.corpus_revisions + self.cfg.corpus_turns:
+                other = self._mixed_response(rng, ops, belief, steps)
+                out.append(self._turn_demo(rng, prompt, response, other, steps))
             else:
                 out.append((prompt, response))
         return out
+
+    def _turn_demo(
+        self, rng: random.Random, prompt: str, own: str, other: str, steps: list[str]
+    ) -> tuple[str, str]:
+        """A debate turn against `other` after up to 3 earlier turns, or a consultant's turn for
+        `own` after up to 1 of its own (task-internal: `steps` are the correct ones)."""
+        if rng.random() < 0.5:
+            answers = (own, other)  # earlier turns alternate, the last one the other side's
+            k = rng.randrange(4)
+            said = [self._attack(rng, answers[(k - 1 - i) % 2], steps) for i in range(k)]
+            return self.debate_prompt(prompt, own, other, said), self._attack(rng, other, steps)
+        said = [self._vouch(rng, own) for _ in range(rng.randrange(2))]
+        return self.consultancy_prompt(prompt, own, said), self._vouch(rng, own)
+
+    def _attack(self, rng: random.Random, answer: str, steps: list[str]) -> str:
+        """A debate turn against `answer`: honest at the configured rate, else a claim that a
+        right step is wrong, misquoted half the time."""
+        written = self.steps(answer)
+        right = [i for i, w in enumerate(written) if i < len(steps) and w == steps[i]]
+        if rng.random() < self.cfg.turn_honest:
+            wrong = next((i for i in range(len(written)) if i not in right), None)
+            if wrong is not None:
+                return render_turn(wrong, written[wrong])
+            if not self.answer_follows(answer):
+                return render_turn(-1, f"Answer: {self.final_answer(answer)}")
+            return render_turn(None, None)
+        i = rng.choice(right or range(len(written)))
+        quote = written[i]
+        if rng.random() < 0.5:
+            quote = quote[:-1] + str((int(quote[-1]) + rng.randint(1, 9)) % 10)
+        return render_turn(i, quote)
+
+    def _vouch(self, rng: random.Random, answer: str) -> str:
+        """A consultant's turn for `answer`: one of its steps, at random, said to be right."""
+        written = self.steps(answer)
+        i = rng.randrange(len(written))
+        return render_turn(i, written[i], vouch=True)
 
     def _right_critique(self, response: str, steps: list[str], checks: bool = False) -> str:
         """The critique a perfect critic writes of `response` to a problem whose correct steps
@@ -296,6 +379,30 @@ class ArithmeticTask:
     def revision_prompt(self, prompt: str, response: str, critique: str) -> str:
         """What a reviser reads: the critic's reading, then the critique on its own line."""
         return f"{self.critique_prompt(prompt, response)}{critique}\n"
+
+    def debate_prompt(self, prompt: str, own: str, other: str, turns: Sequence[str] = ()) -> str:
+        """What a debater reads: its answer and the other side's on their own lines, then the
+        turns so far, one per line."""
+        return f"{prompt}{own}\n{other}\n" + "".join(f"{t}\n" for t in turns)
+
+    def consultancy_prompt(self, prompt: str, answer: str, turns: Sequence[str] = ()) -> str:
+        """What a consultant reads: the answer it argues for, then its turns so far."""
+        return f"{prompt}{answer}\n" + "".join(f"{t}\n" for t in turns)
+
+    def parse_turn(self, text: str) -> tuple[int | None, str | None, bool]:
+        return parse_turn(text)
+
+    def with_answer(self, response: str, answer: int) -> str:
+        """`response`'s work concluding `answer` instead (an answer assigned to a debater or a
+        consultant); a malformed response is returned as it is."""
+        steps = self.steps(response)
+        if not steps:
+            return response
+        return render_response(steps, answer, response.startswith(AGREE))
+
+    def answers(self) -> range:
+        """Every answer a problem can have."""
+        return range(10)
 
     def critique_text(self, step: int | None, about_answer: bool = False) -> str:
         return render_critique(step, about_answer)

@@ -111,6 +111,11 @@ class PublicText:
         "critique_text",
         "parse_critique",
         "revision_prompt",
+        "debate_prompt",
+        "consultancy_prompt",
+        "parse_turn",
+        "with_answer",
+        "answers",
     )
 
     def __init__(self, task: Task) -> None:

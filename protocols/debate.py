@@ -1,0 +1,164 @@
+"""Debate (Irving, Christiano, Amodei 2018): two debaters argue, the judge checks only the point
+they disagree on.
+
+1. Two debaters, the policy in self-play, each commit to an answer: their own sample of the
+   problem. Precommitment holds: the answers are fixed before any turn and the judge reads them
+   as they were committed. Pairs whose answers agree have nothing to debate: `agree=assign` gives
+   the second debater the first one's work concluding another answer (not the policy's sample,
+   so not trained); `agree=skip` leaves them out.
+2. `rounds` rounds. In each, a debater reads both answers and the turns so far and writes one
+   turn: a step of the other side's answer is wrong (quoting it), its conclusion does not follow,
+   or a concession (the task's text, oversight/tasks/arithmetic.py). `sequential`: b's side reads
+   a's turn of the same round; otherwise both speak at once. One batched rollout per speaker and
+   round covers every debate of the batch.
+3. The judge reads the transcript: each quote comes marked verified or not, for free; whether a
+   contested step is right costs it a check. It sees the debate both ways round and the two
+   verdicts are combined (`Judge.decide_both_ways`).
+4. Every turn of the winner and its committed answer gets +1, the loser's -1 (`soft`: 2p - 1
+   from the combined soft verdict).
+
+`best_of` > 1 makes debaters stronger at no training cost: each turn is the best of that many
+samples by the judge's own verdict on the debate ending with it, shown both ways round (Khan et
+al. 2024 pick arguments the same way); the judge's cost counts these previews, and the discarded
+samples are not trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from oversight.checks import Count, one_of
+from oversight.judges import Outcome, Transcript, Turn, Verdict
+from oversight.tasks import PublicProblem
+from protocols.base import Batch, JudgmentRecord, Protocol, Speaker, verdict_reward
+
+
+@dataclass
+class Debate(Protocol):
+    rounds: Count = 1
+    """turns each debater writes"""
+    sequential: bool = True
+    """b's side reads a's turn of the same round (false: both speak at once)"""
+    agree: Annotated[str, one_of("assign", "skip")] = "assign"
+    """pairs whose answers agree: the second debater is assigned another answer, or no debate"""
+    soft: bool = False
+    """reward 2p - 1 from the judge's soft verdict instead of +-1"""
+    best_of: Count = 1
+    """samples per turn, the judge's favourite kept"""
+
+    name = "debate"
+    kind = "debate"
+
+    def assign(self, answers: list[str]) -> list[str | None]:
+        """Another answer for a debater whose opponent committed to `answers[i]`: its work
+        concluding a different answer, drawn at random; None when it is not well-formed."""
+        text = self.ctx.text
+        assert text is not None
+        out: list[str | None] = []
+        for a in answers:
+            mine = text.final_answer(a)
+            others = [d for d in text.answers() if d != mine]
+            out.append(None if mine is None else text.with_answer(a, self.ctx.rng.choice(others)))
+        return out
+
+    def _turn(self, speaker: int, said: str) -> Turn:
+        text = self.ctx.text
+        assert text is not None
+        step, quote, vouch = text.parse_turn(said)
+        return Turn(speaker, said, None if vouch else step, quote)
+
+    def _pick(self, debates: list[Transcript], side: int, cands: list[list[Turn]]) -> list[int]:
+        """Per debate, the index of the candidate turn the judge likes best for `side`: its
+        verdict on the debate ending with each, both ways round; the first on ties."""
+        flat = [
+            Transcript(d.problem, d.a, d.b, (*d.turns, c))
+            for d, cs in zip(debates, cands, strict=True)
+            for c in cs
+        ]
+        verdicts = self.ctx.judge.decide_both_ways(flat, self.ctx.rng)
+        n = self.best_of
+        best = []
+        for i in range(len(debates)):
+            scores = [_wins(v, side) for v in verdicts[i * n : (i + 1) * n]]
+            best.append(scores.index(max(scores)))
+        return best
+
+    def debate(
+        self, debates: list[Transcript], speak: Speaker, ids: list[int] | None = None
+    ) -> list[Transcript]:
+        """The rounds of every debate (committed answers, no turns yet), sampled together; the
+        samples of debate j belong to `(ids[j], side)`."""
+        text = self.ctx.text
+        assert text is not None
+        ids = list(range(len(debates))) if ids is None else ids
+        n = self.best_of
+        for _ in range(self.rounds):
+            for group in ([0], [1]) if self.sequential else ([0, 1],):
+                said: dict[int, list[Turn]] = {}
+                for side in group:  # all read the transcripts as they stand before the group
+                    prompts = [
+                        text.debate_prompt(
+                            d.problem.prompt,
+                            *((d.a, d.b) if side == 0 else (d.b, d.a)),
+                            [t.text for t in d.turns],
+                        )
+                        for d in debates
+                    ]
+                    owners = [(i, side) for i in ids for _ in range(n)]
+                    texts = speak([p for p in prompts for _ in range(n)], owners)
+                    cands = [
+                        [self._turn(side, t) for t in texts[j * n : (j + 1) * n]]
+                        for j in range(len(debates))
+                    ]
+                    best = self._pick(debates, side, cands) if n > 1 else [0] * len(debates)
+                    speak.untrain(
+                        [j * n + k for j, b in enumerate(best) for k in range(n) if k != b]
+                    )
+                    said[side] = [c[b] for c, b in zip(cands, best, strict=True)]
+                for side in group:
+                    debates = [
+                        Transcript(d.problem, d.a, d.b, (*d.turns, t))
+                        for d, t in zip(debates, said[side], strict=True)
+                    ]
+        return debates
+
+    def judge(self, debates: list[Transcript]) -> list[Outcome]:
+        """The judge's verdict on each debate, shown both ways round."""
+        return self.ctx.judge.decide_both_ways(debates, self.ctx.rng)
+
+    def episodes(self, problems: list[PublicProblem], step: int) -> Batch:
+        text = self.ctx.text
+        assert text is not None
+        speak = Speaker(self.ctx)
+        n = len(problems)
+        owners = [(i, side) for side in (0, 1) for i in range(n)]
+        answers = speak([p.prompt for p in problems] * 2, owners)
+        a, b = answers[:n], answers[n:]
+        if self.agree == "assign":
+            agree = [i for i in range(n) if text.final_answer(a[i]) == text.final_answer(b[i])]
+            for i, other in zip(agree, self.assign([a[i] for i in agree]), strict=True):
+                b[i] = b[i] if other is None else other
+            speak.untrain([n + i for i in agree])  # assigned: not what the policy wrote
+        live = [i for i in range(n) if text.final_answer(a[i]) != text.final_answer(b[i])]
+        dead = set(range(n)) - set(live)
+        speak.untrain([i + n * side for i in dead for side in (0, 1)])
+        start = [Transcript(problems[i], a[i], b[i]) for i in live]
+        debates = self.debate(start, speak, live)
+        verdicts = self.judge(debates)
+        won = {i: verdict_reward(v, self.soft) for i, v in zip(live, verdicts, strict=True)}
+        turns, rewards = speak.pay(lambda o: won.get(o[0], 0.0) * (1 - 2 * o[1]))
+        records = [JudgmentRecord(d, v, "debate") for d, v in zip(debates, verdicts, strict=True)]
+        chars = [sum(len(t.text) for t in d.turns) for d in debates]
+        info = {
+            "debate/debated": len(live) / n,
+            "debate/transcript_chars": sum(chars) / max(len(chars), 1),
+            "debate/a_wins": sum(w > 0 for w in won.values()) / max(len(won), 1),
+        }
+        return Batch(turns, rewards, records, info=info, problems=problems * 2, responses=answers)
+
+
+def _wins(v: Outcome, side: int) -> float:
+    """How likely `side` wins by a verdict (1/2 for a failure)."""
+    p = v.prob_a if isinstance(v, Verdict) else 0.5
+    return p if side == 0 else 1 - p

@@ -1,0 +1,132 @@
+"""Debate and consultancy: the turn format, scripted debaters before a small judge, best-of-N
+that the answer order cannot sway, quotes, precommitment."""
+
+import random
+
+from oversight.judges import SimulatedRater, Transcript, Turn, Verdict, verify_quotes
+from oversight.tasks import ArithmeticConfig, ArithmeticTask, PublicText
+from oversight.tasks.arithmetic import parse_turn, render_turn
+from protocols.base import ProtocolContext, Speaker
+from protocols.debate import Debate
+from tests.helpers import correct_response, wrong_first_step
+
+
+def long_problems(task, n=40):
+    return [p for p in task.sample(400, seed=3) if p.difficulty >= 5][:n]
+
+
+def ctx_for(task, judge, generate=None) -> ProtocolContext:
+    return ProtocolContext(
+        judge=judge,
+        base_model=None,
+        tokenizer=None,
+        device="cpu",
+        generate=generate or (lambda prompts: ["No error found."] * len(prompts)),
+        rollout=None,
+        sft=None,
+        sample_problems=lambda n: task.sample(n, seed=9),
+        rng=random.Random(0),
+        seed=0,
+        text=PublicText(task),
+    )
+
+
+def honest(task, problem, answer: str) -> str:
+    """A scripted honest turn against `answer`: its first step that is not the right one."""
+    steps = task.steps(answer)
+    right = task.steps(correct_response(task, problem))
+    i = next(i for i, (s, r) in enumerate(zip(steps, right, strict=True)) if s != r)
+    return render_turn(i, steps[i])
+
+
+def test_turns_round_trip_through_the_task_text():
+    assert parse_turn(render_turn(2, "7*2=5")) == (2, "7*2=5", False)
+    assert parse_turn(render_turn(0, "3+4=7", vouch=True)) == (0, "3+4=7", True)
+    assert parse_turn(render_turn(-1, "Answer: 7")) == (-1, "Answer: 7", False)
+    assert parse_turn(render_turn(None, None)) == (None, None, False)
+    assert parse_turn("Step two is wrong.") == (None, None, False)
+
+
+def test_the_corpus_has_turn_demonstrations_that_parse():
+    task = ArithmeticTask(ArithmeticConfig(corpus_turns=0.5, corpus_revisions=0))
+    corpus = task.corpus(1000, seed=0)
+    turns = [t for p, t in corpus if p.count("\n") >= 2]
+    assert 0.4 < len(turns) / len(corpus) < 0.6
+    parsed = [parse_turn(t) for t in turns]
+    assert all(
+        step is not None or t == "No error found."
+        for (step, _, _), t in zip(parsed, turns, strict=True)
+    )
+    assert any(v for _, _, v in parsed) and any(s is not None and not v for s, _, v in parsed)
+
+
+def test_a_scripted_honest_debater_beats_a_scripted_liar_before_a_budget_1_judge(task):
+    judge = SimulatedRater(name="sparse", competence=1, agreement_bias=2.0)
+    judge.attach(task)
+    wins = []
+    for p in long_problems(task):
+        right, wrong = correct_response(task, p), wrong_first_step(task, p)
+        liar = render_turn(3, task.steps(right)[3])  # a right step, said to be wrong
+        for a, b, honest_side in ((right, wrong, 0), (wrong, right, 1)):
+            turns = (
+                Turn(honest_side, (h := honest(task, p, wrong)), *parse_turn(h)[:2]),
+                Turn(1 - honest_side, liar, 3, task.steps(right)[3]),
+            )
+            (v,) = judge.decide_both_ways([Transcript(p, a, b, turns)], random.Random(0))
+            assert isinstance(v, Verdict)
+            wins.append(v.prefers_a == (honest_side == 0))
+    assert all(wins)
+    # one check per answer, each way round: the contested steps
+    assert judge.cost.checks == 2 * 2 * len(wins)
+
+
+def test_best_of_n_cannot_be_swayed_by_the_answer_order(task):
+    judge = SimulatedRater(name="j", competence=1, position_bias=1.5)
+    judge.attach(task)
+    debate = Debate(best_of=3)
+    debate.ctx = ctx_for(task, judge)
+    for p in long_problems(task, 10):
+        right, wrong = correct_response(task, p), wrong_first_step(task, p)
+        steps = task.steps(wrong)
+        cands = [render_turn(4, steps[4]), render_turn(0, steps[0]), render_turn(None, None)]
+        as_a = [Turn(0, c, *parse_turn(c)[:2]) for c in cands]
+        as_b = [Turn(1, c, *parse_turn(c)[:2]) for c in cands]
+        (k,) = debate._pick([Transcript(p, right, wrong)], 0, [as_a])
+        (k_swapped,) = debate._pick([Transcript(p, wrong, right)], 1, [as_b])
+        assert k == k_swapped == 1  # the turn pointing at the real error, whichever slot
+
+
+def test_quotes_are_verified_for_free_and_cannot_be_forged(task):
+    p = long_problems(task, 1)[0]
+    right, wrong = correct_response(task, p), wrong_first_step(task, p)
+    quote = task.steps(wrong)[0]
+    forged = quote[:-1] + str((int(quote[-1]) + 3) % 10)
+    t = verify_quotes(
+        Transcript(
+            p,
+            right,
+            wrong,
+            (Turn(0, "x", 0, quote, verified=False), Turn(0, "y", 0, forged, verified=True)),
+        )
+    )
+    assert [x.verified for x in t.turns] == [True, False]
+    judge = SimulatedRater(name="j", competence=0)
+    judge.attach(task)
+    judge.decide([t], random.Random(0))
+    assert judge.cost.checks == 0  # reading the quotes cost nothing
+
+
+def test_debaters_stay_committed_to_their_answers(task):
+    judge = SimulatedRater(name="j", competence=2)
+    judge.attach(task)
+    said = iter(["Step 1 is wrong: 1+1=2.", "No error found."] * 100)
+    debate = Debate(rounds=3, sequential=True)
+    debate.ctx = ctx_for(task, judge, lambda prompts: [next(said) for _ in prompts])
+    problems = long_problems(task, 4)
+    start = [Transcript(p, correct_response(task, p), wrong_first_step(task, p)) for p in problems]
+    ends = debate.debate(start, Speaker(debate.ctx, train=False))
+    for s, e in zip(start, ends, strict=True):
+        assert (e.a, e.b) == (s.a, s.b) and len(e.turns) == 6
+        assert [t.speaker for t in e.turns] == [0, 1] * 3
+    # every later prompt restates the committed answers, whatever was said before
+    assert debate.assign([start[0].a])[0] != start[0].a
