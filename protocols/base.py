@@ -119,8 +119,10 @@ class Speaker:
 
     def __call__(self, prompts: list[str], owners: list[Any]) -> list[str]:
         """One sample per prompt; `owners[i]` is whose sample i is (what `pay` is asked about)."""
-        if not self.train or not prompts:
-            return self.ctx.generate(prompts) if prompts else []
+        if not prompts:
+            return []
+        if not self.train:
+            return self.ctx.generate(prompts)
         turns = self.ctx.rollout(prompts)
         turns.trained = [True] * len(prompts)
         self.calls.append((turns, list(owners)))
@@ -138,6 +140,15 @@ class Speaker:
         """Every call's samples and their rewards, `reward(owner)` each."""
         rewards = [torch.tensor([float(reward(o)) for o in owners]) for _, owners in self.calls]
         return [t for t, _ in self.calls], rewards
+
+
+def another_answer(text: PublicText, answer: str, rng: random.Random) -> str | None:
+    """`answer`'s work concluding another answer, drawn at random (an answer assigned to a
+    debater or a consultant); None when `answer` states none."""
+    mine = text.final_answer(answer)
+    if mine is None:
+        return None
+    return text.with_answer(answer, rng.choice([d for d in text.answers() if d != mine]))
 
 
 def verdict_reward(outcome: Outcome, soft: bool = False) -> float:

@@ -23,7 +23,14 @@ from typing import Annotated
 from oversight.checks import Count, one_of
 from oversight.judges import Argued, Outcome, Verdict
 from oversight.tasks import PublicProblem
-from protocols.base import Batch, JudgmentRecord, Protocol, Speaker, verdict_reward
+from protocols.base import (
+    Batch,
+    JudgmentRecord,
+    Protocol,
+    Speaker,
+    another_answer,
+    verdict_reward,
+)
 
 
 @dataclass
@@ -59,10 +66,9 @@ class Consultancy(Protocol):
         work concluding another answer drawn at random."""
         text = self.ctx.text
         assert text is not None
-        own = text.final_answer(mine)
-        if text.final_answer(second) != own or own is None:
+        if text.final_answer(second) != text.final_answer(mine):
             return second
-        return text.with_answer(mine, self.ctx.rng.choice([d for d in text.answers() if d != own]))
+        return another_answer(text, mine, self.ctx.rng) or second
 
     def judge(self, cases: list[Argued]) -> list[Outcome]:
         return self.ctx.judge.decide(cases, self.ctx.rng)

@@ -31,7 +31,14 @@ from typing import Annotated
 from oversight.checks import Count, one_of
 from oversight.judges import Outcome, Transcript, Turn, Verdict
 from oversight.tasks import PublicProblem
-from protocols.base import Batch, JudgmentRecord, Protocol, Speaker, verdict_reward
+from protocols.base import (
+    Batch,
+    JudgmentRecord,
+    Protocol,
+    Speaker,
+    another_answer,
+    verdict_reward,
+)
 
 
 @dataclass
@@ -55,12 +62,7 @@ class Debate(Protocol):
         concluding a different answer, drawn at random; None when it is not well-formed."""
         text = self.ctx.text
         assert text is not None
-        out: list[str | None] = []
-        for a in answers:
-            mine = text.final_answer(a)
-            others = [d for d in text.answers() if d != mine]
-            out.append(None if mine is None else text.with_answer(a, self.ctx.rng.choice(others)))
-        return out
+        return [another_answer(text, a, self.ctx.rng) for a in answers]
 
     def _turn(self, speaker: int, said: str) -> Turn:
         text = self.ctx.text

@@ -23,6 +23,11 @@ def rate(xs: Sequence[bool | float]) -> float | None:
     return fmean(xs) if xs else None
 
 
+def kind_prefix(kind: str) -> str:
+    """Where `Harness.label_accuracy` keeps a kind's buckets: pairs bare, others "<kind>/"."""
+    return "" if kind == Comparison.kind else kind + "/"
+
+
 class Harness:
     def __init__(self, task: Task, competence: int, n_problems: int, seed: int) -> None:
         self.task = task
@@ -97,7 +102,7 @@ class Harness:
         hits: dict[str, list[bool]] = {"within": [], "beyond": []}
         for r in records:
             item, o = r.item, r.outcome
-            prefix = "" if item.kind == Comparison.kind else item.kind + "/"
+            prefix = kind_prefix(item.kind)
             for b in ("within", "beyond"):
                 hits.setdefault(prefix + b, [])
             if not isinstance(o, Verdict):

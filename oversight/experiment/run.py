@@ -31,7 +31,7 @@ from oversight.errors import built
 from oversight.experiment import checkpoint
 from oversight.experiment.config import EvalConfig, validate
 from oversight.experiment.episodes import ppo_step, rollout_fn, sft_fn
-from oversight.experiment.harness import Harness
+from oversight.experiment.harness import Harness, kind_prefix
 from oversight.judges import Judge
 from oversight.models.base_model import base_model
 from oversight.models.policy import PolicyConfig
@@ -407,11 +407,6 @@ def _train(
     }
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
-
-
-def kind_prefix(kind: str) -> str:
-    """Where `Harness.label_accuracy` keeps a kind's buckets: pairs bare, others "<kind>/"."""
-    return "" if kind == "pair" else kind + "/"
 
 
 def _fmt(x: float | None) -> str:
