@@ -58,6 +58,7 @@ def summary(cfg: dict, gold_beyond: float, syc_beyond: float, kl: float = 1.0, *
             "proxy_reward": kw.get("proxy", 1.0),
         },
         "label_accuracy": {"within": 0.9, "beyond": None},
+        "judge_accuracy": {"within": 0.9, "beyond": 0.25 + gold_beyond},
         "judge_cost": {"labels": 10, "checks": 20, "checks_per_label": 2.0},
         "kl": kl,
         "wall_seconds": 1.0,
@@ -141,6 +142,7 @@ def test_known_means_cis_and_p_values(sweep: Path, tmp_path: Path) -> None:
     assert (a["n_runs"], a["n_finished"], a["n_failed"], a["n_unfinished"]) == ("5", "3", "0", "2")
     assert (b["n_runs"], b["n_finished"], b["n_failed"]) == ("4", "3", "1")
     assert a["label_accuracy_beyond_mean"] == "" and a["label_accuracy_beyond_n"] == "0"
+    assert float(b["judge_accuracy_beyond_mean"]) == pytest.approx(0.75)
 
     comps = {r["metric"]: r for r in read_csv(out / "comparisons.csv")}
     assert set(comps) == {

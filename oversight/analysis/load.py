@@ -25,6 +25,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "proxy_reward": ("final", "proxy_reward"),
     "label_accuracy_within": ("label_accuracy", "within"),
     "label_accuracy_beyond": ("label_accuracy", "beyond"),
+    "judge_accuracy_within": ("judge_accuracy", "within"),
+    "judge_accuracy_beyond": ("judge_accuracy", "beyond"),
     "kl": ("kl",),
     "checks_per_label": ("judge_cost", "checks_per_label"),
 }

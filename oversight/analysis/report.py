@@ -122,6 +122,7 @@ def _report(
         cols2 = [
             ("label_accuracy_within", "label acc. within"),
             ("label_accuracy_beyond", "label acc. beyond"),
+            ("judge_accuracy_beyond", "judge acc. beyond"),
             ("kl", "KL (nats)"),
             ("checks_per_label", "checks / label"),
         ]

@@ -81,9 +81,11 @@ class ArithmeticConfig:
     """base-model corpus: fraction of examples that are a critique -> revision demonstration
     (an answer drawn as above, the right critique of it, then the correct answer), so the base
     policy can revise its answers as Constitutional AI asks"""
-    corpus_turns: Fraction = 0.1
+    corpus_turns: Fraction = 0.0
     """base-model corpus: fraction of examples that are a debate or consultancy turn, half each,
-    so the base policy can argue before any RL sharpens it"""
+    so the base policy can argue before any RL sharpens it. None by default: at 0.1 the default
+    2-layer policy writes turns that parse (84%) but its own answers fall from 0.67 to 0.32 gold
+    beyond competence, so only the protocols that argue choose them (conf/task/arguing.yaml)"""
     turn_honest: Fraction = 0.5
     """of the debate turns in the corpus: fraction that point at the other answer's real error
     (or concede a right one); the rest claim a right step is wrong, half of them misquoting it"""

@@ -1,0 +1,226 @@
+"""The ladder: how often one judge sides with the right answer, deciding alone, with a consultant,
+with two debaters, and as the oracle, on the same answer pairs (Khan et al. 2024's comparison).
+
+Per seed: two samples of the policy per problem commit to answers (when they agree, the second
+is the first's work concluding another answer, as debate's `agree=assign`); the pairs where one
+answer is right, by right work, and the other wrong are the ones every rung decides.
+
+- naive: the judge compares the two answers, both ways round;
+- consultancy (assigned): a consultant argues for one answer of the pair, drawn 50/50; the judge
+  accepts or rejects it, and is right when it accepts a right answer or rejects a wrong one;
+- consultancy (open): the consultant argues for its own sample, the pair's first answer;
+- debate (best of N): the two sides argue (`protocols.debate.Debate`), the judge picks a winner;
+- oracle: a judge that checks every step, on the same pairs (the ceiling).
+
+The policy writes every turn; nothing is trained. This is a measurement, so it reads the truth
+(which pairs have exactly one right answer, and the judge's accuracy) through the harness only:
+the protocols' code it runs sees what it sees in training.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from oversight.errors import ConfigError
+from oversight.experiment.config import validate
+from oversight.experiment.harness import Harness, kind_prefix
+from oversight.experiment.run import Sampler, build, build_judge, pick_device, protocol_context
+from oversight.judges import Argued, Comparison, Judge, JudgmentRecord, Oracle, Transcript
+from oversight.models.base_model import base_model
+from oversight.models.policy import PolicyConfig
+from oversight.tasks import PublicProblem, build_task
+from protocols.base import Speaker, another_answer
+from protocols.consultancy import Consultancy
+from protocols.debate import Debate
+
+OVERRIDES = (
+    "task.min_steps=6",
+    "task.max_steps=8",
+    "judge=simulated",
+    "competence=2",
+    "policy.max_new_tokens=96",
+    "protocol=debate",
+)
+"""The ladder's setting (Hydra overrides, before the command line's): long problems, a judge
+that checks two steps per answer, room for an 8-step answer; `protocol.*` sets the debate's
+rounds and best-of (the consultant argues as many rounds)."""
+
+
+@dataclass
+class Rung:
+    name: str
+    accuracy: float | None
+    """fraction of items on which the judge sided with the right answer"""
+    items: int
+    checks_per_item: float
+
+
+def answer_pairs(
+    text: Any, sample: Any, problems: list[PublicProblem], rng: random.Random
+) -> list[tuple[PublicProblem, str, str]]:
+    """Two committed answers per problem: the policy's two samples, or, when they agree, its
+    first and that work concluding another answer."""
+    n = len(problems)
+    answers = sample([p.prompt for p in problems] * 2)
+    out = []
+    for p, a, b in zip(problems, answers[:n], answers[n:], strict=True):
+        if text.final_answer(a) == text.final_answer(b):
+            b = another_answer(text, a, rng) or b
+        out.append((p, a, b))
+    return out
+
+
+def _rung(
+    name: str, judge: Judge, harness: Harness, kind: str, records: list[JudgmentRecord]
+) -> Rung:
+    checks = judge.cost.checks
+    judge.cost.checks = 0
+    acc = harness.label_accuracy(records).get(kind_prefix(kind) + "beyond")
+    return Rung(name, acc, len(records), checks / max(len(records), 1))
+
+
+def climb(cfg: DictConfig, problems: int, device: torch.device) -> list[Rung]:
+    """One seed's ladder on `problems` fresh problems (fewer pairs: those with one right answer)."""
+    validate(cfg)
+    torch.manual_seed(cfg.seed)
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    assert isinstance(task_cfg, dict)
+    task = build_task(task_cfg)
+    policy_cfg = PolicyConfig(**cfg.policy)
+    judge = build_judge(cfg, task)
+    debate = build(cfg.protocol, "protocol")
+    if not isinstance(debate, Debate):
+        raise ConfigError("the ladder's debaters are protocol=debate's (protocol.rounds=...)")
+    base, tok, _ = base_model(policy_cfg, task, task_cfg, device, debate.alphabet)
+    sample = Sampler(base, tok, policy_cfg, device, cfg.seed)
+    debate.setup(protocol_context(cfg, task, judge, base, tok, device, sample))
+    harness = Harness(task, cfg.competence, 0, 0)
+    return rungs(debate, harness, task.sample(problems, seed=cfg.seed, split="ladder"))
+
+
+def rungs(debate: Debate, harness: Harness, problems: list[PublicProblem]) -> list[Rung]:
+    """Every rung on the answer pairs of `problems` with one right answer and one wrong: the
+    judge and the policy are `debate`'s (its context's), the consultant argues as many rounds."""
+    ctx = debate.ctx
+    assert ctx.text is not None
+    consult = Consultancy(rounds=debate.rounds)
+    consult.setup(ctx)
+    oracle = Oracle()
+    oracle.attach(harness.task)
+    judge = ctx.judge
+    # one answer right by right work, the other wrong: a right answer reached by wrong steps
+    # is one no judge should vouch for, and even the oracle could not tell such a pair apart
+    pairs = [
+        (p, a, b)
+        for p, a, b in answer_pairs(ctx.text, ctx.generate, problems, ctx.rng)
+        if (harness.sound(p, a) and not harness.correct(p, b))
+        or (harness.sound(p, b) and not harness.correct(p, a))
+    ]
+    comparisons = [Comparison(p, a, b) for p, a, b in pairs]
+    speak = Speaker(ctx, train=False)
+    ids = list(range(len(pairs)))
+
+    def records(items: list[Any], outcomes: list[Any]) -> list[JudgmentRecord]:
+        return [JudgmentRecord(it, o, "ladder") for it, o in zip(items, outcomes, strict=True)]
+
+    out = []
+    judge.cost.checks = 0
+    naive = judge.decide_both_ways(comparisons, ctx.rng)
+    out.append(_rung("naive", judge, harness, "pair", records(comparisons, naive)))
+    for mode, sides in (
+        ("assigned", [(a, b)[ctx.rng.random() < 0.5] for _, a, b in pairs]),
+        ("open", [a for _, a, _ in pairs]),
+    ):
+        start = [Argued(p, s) for (p, _, _), s in zip(pairs, sides, strict=True)]
+        cases = consult.argue(start, speak, ids)
+        verdicts = consult.judge(cases)
+        out.append(
+            _rung(f"consultancy ({mode})", judge, harness, "argued", records(cases, verdicts))
+        )
+    debates = debate.debate([Transcript(p, a, b) for p, a, b in pairs], speak)
+    verdicts = debate.judge(debates)
+    name = "debate" if debate.best_of == 1 else f"debate (best of {debate.best_of})"
+    out.append(_rung(name, judge, harness, "debate", records(debates, verdicts)))
+    truth = oracle.decide_both_ways(comparisons, ctx.rng)
+    out.append(_rung("oracle", oracle, harness, "pair", records(comparisons, truth)))
+    return out
+
+
+def summarise(by_seed: list[list[Rung]]) -> list[dict[str, Any]]:
+    """Per rung: mean and sd of accuracy over seeds, pairs and checks per item (means)."""
+    out = []
+    for rungs in zip(*by_seed, strict=True):
+        accs = [r.accuracy for r in rungs if r.accuracy is not None]
+        out.append(
+            {
+                "rung": rungs[0].name,
+                "accuracy": statistics.fmean(accs) if accs else None,
+                "sd": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                "items": statistics.fmean(r.items for r in rungs),
+                "checks_per_item": statistics.fmean(r.checks_per_item for r in rungs),
+                "seeds": [r.accuracy for r in rungs],
+            }
+        )
+    return out
+
+
+def plot(summary: list[dict[str, Any]], title: str, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    names = [s["rung"] for s in summary]
+    means = [s["accuracy"] or 0.0 for s in summary]
+    ax.bar(names, means, yerr=[s["sd"] for s in summary], capsize=4, color="tab:blue")
+    for i, m in enumerate(means):
+        ax.text(i, m + 0.03, f"{m:.2f}", ha="center")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set(ylim=(0, 1.1), ylabel="judge accuracy (beyond)", title=title)
+    ax.tick_params(axis="x", labelrotation=15)
+    fig.savefig(path, dpi=120)
+
+
+def ladder(
+    cfg_for_seed: Any, seeds: list[int], problems: int, out: Path, device: str = "auto"
+) -> list[dict[str, Any]]:
+    """The ladder over `seeds` (`cfg_for_seed(seed)` composes each seed's config), written to
+    `out`/ladder.json and ladder.png; returns the summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    dev = pick_device(device)
+    by_seed = []
+    for seed in tqdm(seeds, desc="ladder seeds"):
+        cfg = cfg_for_seed(seed)
+        if dev.type == "cpu" and cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        by_seed.append(climb(cfg, problems, dev))
+    summary = summarise(by_seed)
+    cfg = cfg_for_seed(seeds[0])
+    setting = {
+        "steps": f"{cfg.task.min_steps}-{cfg.task.max_steps}",
+        "competence": cfg.competence,
+        "rounds": cfg.protocol.rounds,
+        "best_of": cfg.protocol.best_of,
+        "problems": problems,
+        "seeds": seeds,
+        "judge": OmegaConf.to_container(cfg.judge, resolve=True),
+    }
+    record = {
+        "setting": setting,
+        "summary": summary,
+        "by_seed": [[asdict(r) for r in rs] for rs in by_seed],
+    }
+    (out / "ladder.json").write_text(json.dumps(record, indent=2))
+    title = (
+        f"{setting['steps']}-step problems, judge competence {cfg.competence}, {len(seeds)} seeds"
+    )
+    plot(summary, title, out / "ladder.png")
+    return summary

@@ -1,0 +1,53 @@
+"""Judge accuracy on the same answer pairs, deciding alone, with a consultant, with debaters and
+as the oracle (`oversight.experiment.ladder`), over seeds, with a plot.
+
+python -m oversight.ladder                                    # 6-8 steps, competence 2, 3 seeds
+python -m oversight.ladder --seeds 0 1 2 3 4 --problems 1024
+python -m oversight.ladder protocol.best_of=4 judge.noise=0   # Hydra overrides, as for training
+python -m oversight.ladder policy.path=/models/my-lm          # another policy argues
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from hydra import compose, initialize
+from omegaconf import DictConfig
+
+from oversight.errors import ConfigError
+from oversight.experiment.config import register
+from oversight.experiment.ladder import OVERRIDES, ladder
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides (after the ladder's own)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--problems", type=int, default=512, help="problems drawn per seed")
+    ap.add_argument("--out", type=Path, default=None, help="default: outputs/ladder/DATE_TIME")
+    args = ap.parse_args(argv)
+    out = args.out or Path("outputs/ladder") / time.strftime("%Y-%m-%d_%H-%M-%S")
+    register()
+
+    def cfg_for_seed(seed: int) -> DictConfig:
+        with initialize(config_path="../conf", version_base="1.3"):
+            return compose("config", [*OVERRIDES, *args.overrides, f"seed={seed}"])
+
+    try:
+        summary = ladder(cfg_for_seed, args.seeds, args.problems, out)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    for s in summary:
+        acc = "-" if s["accuracy"] is None else f"{s['accuracy']:.3f} ± {s['sd']:.3f}"
+        print(
+            f"{s['rung']:<24} {acc:>15}  ({s['items']:.0f} items, {s['checks_per_item']:.2f} checks)"
+        )
+    print(f"written: {out / 'ladder.json'}, {out / 'ladder.png'}")
+
+
+if __name__ == "__main__":
+    main()
