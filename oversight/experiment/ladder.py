@@ -1,20 +1,23 @@
 """The ladder: how often one judge sides with the right answer, deciding alone, with a consultant,
 with two debaters, and as the oracle, on the same answer pairs (Khan et al. 2024's comparison).
 
-Per seed: two samples of the policy per problem commit to answers (when they agree, the second
-is the first's work concluding another answer, as debate's `agree=assign`); the pairs where one
-answer is right, by right work, and the other wrong are the ones every rung decides.
+Per seed: two samples per problem commit to answers (when they agree, the second is the first's
+work concluding another answer, as debate's `agree=assign`); the pairs where one answer is
+right, by right work, and the other wrong are the ones every rung decides. The answers come from
+the base model of the plain corpus (the policy every other protocol trains); the turns from the
+debaters' own, whose corpus holds turn demonstrations (`task=arguing`).
 
 - naive: the judge compares the two answers, both ways round;
 - consultancy (assigned): a consultant argues for one answer of the pair, drawn 50/50; the judge
   accepts or rejects it, and is right when it accepts a right answer or rejects a wrong one;
-- consultancy (open): the consultant argues for its own sample, the pair's first answer;
+- consultancy (open): the consultant argues for the pair's first answer, the answerer's own
+  first sample (as if it had picked its side);
 - debate (best of N): the two sides argue (`protocols.debate.Debate`), the judge picks a winner;
 - oracle: a judge that checks every step, on the same pairs (the ceiling).
 
-The policy writes every turn; nothing is trained. This is a measurement, so it reads the truth
-(which pairs have exactly one right answer, and the judge's accuracy) through the harness only:
-the protocols' code it runs sees what it sees in training.
+The policies write every answer and turn; nothing is trained. This is a measurement, so it reads
+the truth (which pairs to keep, and whether the judge was right) through the harness only: the
+protocols' code it runs sees what it sees in training.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import random
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -103,13 +107,24 @@ def climb(cfg: DictConfig, problems: int, device: torch.device) -> list[Rung]:
     base, tok, _ = base_model(policy_cfg, task, task_cfg, device, debate.alphabet)
     sample = Sampler(base, tok, policy_cfg, device, cfg.seed)
     debate.setup(protocol_context(cfg, task, judge, base, tok, device, sample))
+    # The answers come from the base model of the plain corpus, which every other protocol
+    # trains: the arguing base model writes few right answers to long problems (docs/design.md).
+    plain_cfg = {**task_cfg, "corpus_turns": 0.0}
+    plain, plain_tok, _ = base_model(policy_cfg, build_task(plain_cfg), plain_cfg, device)
+    answer = Sampler(plain, plain_tok, policy_cfg, device, cfg.seed)
     harness = Harness(task, cfg.competence, 0, 0)
-    return rungs(debate, harness, task.sample(problems, seed=cfg.seed, split="ladder"))
+    return rungs(debate, harness, task.sample(problems, seed=cfg.seed, split="ladder"), answer)
 
 
-def rungs(debate: Debate, harness: Harness, problems: list[PublicProblem]) -> list[Rung]:
-    """Every rung on the answer pairs of `problems` with one right answer and one wrong: the
-    judge and the policy are `debate`'s (its context's), the consultant argues as many rounds."""
+def rungs(
+    debate: Debate,
+    harness: Harness,
+    problems: list[PublicProblem],
+    answer: Callable[[list[str]], list[str]] | None = None,
+) -> list[Rung]:
+    """Every rung on the answer pairs of `problems` with one right answer and one wrong, the
+    answers written by `answer` (default: the debaters' policy): the judge and the arguing
+    policy are `debate`'s (its context's), the consultant argues as many rounds."""
     ctx = debate.ctx
     assert ctx.text is not None
     consult = Consultancy(rounds=debate.rounds)
@@ -121,7 +136,7 @@ def rungs(debate: Debate, harness: Harness, problems: list[PublicProblem]) -> li
     # is one no judge should vouch for, and even the oracle could not tell such a pair apart
     pairs = [
         (p, a, b)
-        for p, a, b in answer_pairs(ctx.text, ctx.generate, problems, ctx.rng)
+        for p, a, b in answer_pairs(ctx.text, answer or ctx.generate, problems, ctx.rng)
         if (harness.sound(p, a) and not harness.correct(p, b))
         or (harness.sound(p, b) and not harness.correct(p, a))
     ]
@@ -182,7 +197,7 @@ def plot(summary: list[dict[str, Any]], title: str, path: Path) -> None:
     means = [s["accuracy"] or 0.0 for s in summary]
     ax.bar(names, means, yerr=[s["sd"] for s in summary], capsize=4, color="tab:blue")
     for i, m in enumerate(means):
-        ax.text(i, m + 0.03, f"{m:.2f}", ha="center")
+        ax.text(i + 0.1, m + 0.02, f"{m:.2f}", ha="left")  # beside the error bar
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set(ylim=(0, 1.1), ylabel="judge accuracy (beyond)", title=title)
     ax.tick_params(axis="x", labelrotation=15)
