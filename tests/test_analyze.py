@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 from oversight.analysis.command import main
+from oversight.analysis.gap import frame_runs
 from oversight.analysis.group import swept_keys
 from oversight.analysis.report import analyze
 from oversight.analysis.stats import gold_curve
@@ -460,9 +461,26 @@ def test_performance_gap_recovered_against_the_matched_ceiling_and_floor(tmp_pat
             cfg = config(seed, comp, judge=judge)
             write_run(root / str(job), cfg, summary(cfg, g, 0.2), steps(4))
             job += 1
+    # a protocol with an AI critic, its held-out evaluation more often: still the same frame
+    for seed, g in enumerate([0.59, 0.61, 0.60]):
+        cfg = config(seed, 2, judge="simulated") | {"eval": {"every": 10}}
+        cfg |= {"protocol": {"_target_": "protocols.constitutional.Constitutional"}}
+        cfg |= {"critic": {"_target_": "oversight.roles.critic.SimulatedCritic"}}
+        write_run(root / str(job), cfg, summary(cfg, g, 0.2), steps(4), experiment=None)
+        job += 1
     out = tmp_path / "out"
     assert main([str(root), "--out", str(out)]) == 0
     rows = {r["setting"]: r for r in read_csv(out / "results.csv")}
+    (cai,) = [r for r in rows.values() if r["family"] == "(no preset)"]
+    assert float(cai["pgr_gold_beyond"]) == pytest.approx(0.75)
+    # its outcome plot shows the frame it is matched to: competence 2's, not 6's
+    families = analyze(str(root), tmp_path / "again")["families"]
+    (other,) = [f for f in families if f.name == "(no preset)"]
+    frame = frame_runs(families, other)
+    assert {k: sorted(r.value("gold_accuracy_beyond") for r in v) for k, v in frame.items()} == {
+        "oracle": [0.69, 0.7, 0.71],
+        "pool": [0.29, 0.3, 0.31],
+    }
     ok = rows["competence=2, judge=simulated"]
     assert float(ok["pgr_gold_beyond"]) == pytest.approx(0.5)
     assert float(ok["pgr_gold_beyond_ci_low"]) < 0.5 < float(ok["pgr_gold_beyond_ci_high"])

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from oversight.analysis.group import Family, Setting
+from oversight.analysis.load import RunData
 from oversight.analysis.stats import CI, pgr
 
 METRIC = "gold_accuracy_beyond"
@@ -18,12 +19,34 @@ CEILING, FLOOR = "oracle", "pool"  # judge names of the two frame runs
 
 
 def _context(items: dict[str, Any]) -> dict[str, Any]:
-    """What a setting shares with its ceiling and floor: all but the judge and the protocol."""
-    return {k: v for k, v in items.items() if not k.startswith(("judge", "protocol"))}
+    """What a setting shares with its ceiling and floor: all but the judge and the protocol,
+    with the AI helpers the protocol consults (the critic), which plain RLHF has none of."""
+    return {k: v for k, v in items.items() if not k.startswith(("judge", "protocol", "critic"))}
 
 
 def _frame(s: Setting, judge: str) -> bool:
     return s.items.get("judge.name") == judge and s.items.get("protocol._target_", RLHF) == RLHF
+
+
+def frame_runs(families: Sequence[Family], family: Family) -> dict[str, list[RunData]]:
+    """The ceiling's and the floor's finished runs matched to any setting of `family` (the
+    frame itself excluded), keyed by their judge: what its plots show it against."""
+    frame = [
+        (judge, s)
+        for f in families
+        if f is not family
+        for s in f.settings
+        for judge in (CEILING, FLOOR)
+        if _frame(s, judge)
+    ]
+    contexts = [
+        _context(s.items) for s in family.settings if not (_frame(s, CEILING) or _frame(s, FLOOR))
+    ]
+    out: dict[str, list[RunData]] = {CEILING: [], FLOOR: []}
+    for judge, s in frame:
+        if _context(s.items) in contexts:
+            out[judge] += s.finished
+    return out
 
 
 def gap_recovered(families: Sequence[Family], n_resamples: int) -> dict[int, CI]:

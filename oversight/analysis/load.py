@@ -39,8 +39,9 @@ COMPARED = (
     "proxy_reward",
 )
 # keys that never define a setting: the seed is what we average over; the rest say where a
-# run wrote or how fast it ran, not what it computed
-IGNORED = ("seed", "store", "threads", "device", "policy.cache_dir")
+# run wrote, how fast it ran or how often it was watched (held-out evaluation draws from its
+# own generator), not what it computed
+IGNORED = ("seed", "store", "threads", "device", "policy.cache_dir", "eval.every")
 OVEROPT_KEYS = ("ppo.kl_coef", "ppo.steps", "ppo.target_kl", "ppo.adaptive_kl")
 NO_PRESET = "(no preset)"
 

@@ -91,17 +91,23 @@ def plot_curves(f: Family, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def plot_outcomes(f: Family, path: Path) -> None:
+def _outcome(runs: Sequence[RunData]) -> list[tuple[float, float]]:
+    pts = [(r.value("gold_accuracy_beyond"), r.value("sycophancy_rate_beyond")) for r in runs]
+    return [(g, y) for g, y in pts if g is not None and y is not None]
+
+
+def plot_outcomes(f: Family, path: Path, frame: dict[str, list[RunData]] | None = None) -> None:
     """Where each run ends on (gold accuracy, sycophancy rate) beyond the judges' competence:
-    one point per seed, one colour per setting. Top left is what oversight is for."""
+    one point per seed, one colour per setting, and in grey the frame's matched runs (plain
+    RLHF with each judge of `frame`). Bottom right is what oversight is for."""
     fig = Figure(figsize=(7.5, 5.2), layout="constrained")
     ax = fig.subplots()
+    for (judge, runs), marker in zip((frame or {}).items(), "xv", strict=False):
+        if pts := _outcome(runs):
+            label = f"plain RLHF, {judge} (n={len(pts)})"
+            ax.scatter(*zip(*pts, strict=True), color="grey", marker=marker, s=40, label=label)
     for s, c in zip(f.settings, _colors(len(f.settings)), strict=True):
-        pts = [
-            (r.value("gold_accuracy_beyond"), r.value("sycophancy_rate_beyond")) for r in s.finished
-        ]
-        pts = [(g, y) for g, y in pts if g is not None and y is not None]
-        if pts:
+        if pts := _outcome(s.finished):
             ax.scatter(*zip(*pts, strict=True), color=c, s=30, label=f"{s.label} (n={len(pts)})")
     ax.set_xlabel("held-out gold accuracy beyond competence")
     ax.set_ylabel("held-out sycophancy rate beyond competence")

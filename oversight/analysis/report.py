@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from oversight.analysis.gap import gap_recovered
+from oversight.analysis.gap import frame_runs, gap_recovered
 from oversight.analysis.group import Family, choose_baselines, display_key, group
 from oversight.analysis.load import RunData, load_dir, load_store
 from oversight.analysis.overopt import Overopt, PathFit, is_overopt, kind, labeller, overopt_fits
@@ -52,7 +52,7 @@ def analyze(
             continue
         plot_curves(f, out / f"{f.slug}_curves.png")
         names.append(f"{f.slug}_curves.png")
-        plot_outcomes(f, out / f"{f.slug}_outcomes.png")
+        plot_outcomes(f, out / f"{f.slug}_outcomes.png", frame_runs(families, f))
         names.append(f"{f.slug}_outcomes.png")
         if "competence" in f.keys:
             plot_competence(f, out / f"{f.slug}_competence.png", n_resamples)
