@@ -45,7 +45,8 @@ class Harness:
         """Right answer by right work: every step as the truth has it (not a lucky guess)."""
         with truth_access():
             truth = self.task.truth.get(problem.id)
-        return self.correct(problem, response) and tuple(self.task.steps(response)) == truth.steps
+        steps = tuple(self.task.steps(response))
+        return steps == truth.steps and self.task.final_answer(response) == truth.answer
 
     def _belief_wrong(self, problem: PublicProblem) -> bool:
         with truth_access():
