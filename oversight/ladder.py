@@ -1,5 +1,5 @@
 """Judge accuracy on the same answer pairs, deciding alone, with a consultant, with debaters and
-as the oracle (`oversight.experiment.ladder`), over seeds, with a plot.
+as the oracle (`oversight.experiment.judge_ladder`), over seeds, with a plot.
 
 python -m oversight.ladder                                    # 6-8 steps, competence 2, 3 seeds
 python -m oversight.ladder --seeds 0 1 2 3 4 --problems 1024
@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from oversight.errors import ConfigError
 from oversight.experiment.config import register
-from oversight.experiment.ladder import OVERRIDES, ladder
+from oversight.experiment.judge_ladder import OVERRIDES, ladder
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -110,7 +110,7 @@ class Speaker:
     sample is, so a protocol pays every sample its owner's reward at the end.
 
     Training: through `ctx.rollout`, keeping what PPO trains on. Otherwise (`train=False`: a
-    measurement such as `oversight.experiment.ladder`): through `ctx.generate`, text only.
+    measurement such as `oversight.experiment.judge_ladder`): through `ctx.generate`, text only.
     """
 
     def __init__(self, ctx: ProtocolContext, train: bool = True) -> None:

@@ -1,4 +1,4 @@
-"""The ladder of judge accuracy (oversight/experiment/ladder.py): with scripted debaters whose
+"""The ladder of judge accuracy (oversight/experiment/judge_ladder.py): with scripted debaters whose
 wrong answers err past the judge's reach, debate finds what the judge alone cannot; every rung
 decides the same pairs; the summary over seeds and its plot are written."""
 
@@ -12,7 +12,7 @@ from helpers import TINY, composed, correct_response
 from test_debate import ctx_for
 
 from oversight.experiment.harness import Harness
-from oversight.experiment.ladder import OVERRIDES, Rung, ladder, rungs, summarise
+from oversight.experiment.judge_ladder import OVERRIDES, Rung, ladder, rungs, summarise
 from oversight.judges import SimulatedRater
 from oversight.tasks.arithmetic import render_response, render_turn
 from protocols.debate import Debate
