@@ -97,6 +97,9 @@ class ProtocolContext:
     """the AI helper roles the config names (critic, ...: `oversight.roles`)"""
     text: PublicText | None = None
     """the task's text format: parse answers, write critique and revision prompts"""
+    reference: Callable[[list[str]], list[str]] | None = None
+    """sample the frozen KL reference (where RL started) on prompt texts, text only: a frozen
+    opponent"""
 
     def role(self, name: str, protocol: str) -> Any:
         """The role `name`, or a one-line ConfigError saying the protocol needs one."""

@@ -17,6 +17,10 @@ they disagree on.
 4. Every turn of the winner and its committed answer gets +1, the loser's -1 (`soft`: 2p - 1
    from the combined soft verdict).
 
+`opponent=frozen` sets the policy against a frozen copy of where RL started (the KL reference):
+b's side, answer and turns, is sampled from it, text only, so only a's side trains (the
+literature's alternative to self-play: an opponent that does not learn alongside).
+
 `best_of` > 1 makes debaters stronger at no training cost: each turn is the best of that many
 samples by the judge's own verdict on the debate ending with it, shown both ways round (Khan et
 al. 2024 pick arguments the same way); the judge's cost counts these previews, and the discarded
@@ -26,7 +30,7 @@ samples are not trained.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from oversight.checks import Count, one_of
 from oversight.judges import Outcome, Transcript, Turn, Verdict
@@ -53,6 +57,8 @@ class Debate(Protocol):
     """reward 2p - 1 from the judge's soft verdict instead of +-1"""
     best_of: Count = 1
     """samples per turn, the judge's favourite kept"""
+    opponent: Annotated[str, one_of("self", "frozen")] = "self"
+    """b's debater: the policy (self-play) or the frozen reference model, whose turns never train"""
 
     name = "debate"
     kind = "debate"
@@ -132,7 +138,7 @@ class Debate(Protocol):
     def episodes(self, problems: list[PublicProblem], step: int) -> Batch:
         text = self.ctx.text
         assert text is not None
-        speak = Speaker(self.ctx)
+        speak = Speaker(self.ctx) if self.opponent == "self" else AgainstFrozen(self.ctx)
         n = len(problems)
         owners = [(i, side) for side in (0, 1) for i in range(n)]
         answers = speak([p.prompt for p in problems] * 2, owners)
@@ -157,7 +163,47 @@ class Debate(Protocol):
             "debate/transcript_chars": sum(chars) / max(len(chars), 1),
             "debate/a_wins": sum(w > 0 for w in won.values()) / max(len(won), 1),
         }
-        return Batch(turns, rewards, records, info=info, problems=problems * 2, responses=answers)
+        sides = (
+            2 if self.opponent == "self" else 1
+        )  # the frozen side's answers are not the policy's
+        return Batch(
+            turns,
+            rewards,
+            records,
+            info=info,
+            problems=problems * sides,
+            responses=answers[: n * sides],
+        )
+
+
+class AgainstFrozen(Speaker):
+    """A speaker whose b-side samples (owner `(i, 1)`) come from the frozen reference model, text
+    only: never trained, never paid. a's side trains as in self-play."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        if ctx.reference is None:
+            raise RuntimeError("opponent=frozen needs a context that samples the reference model")
+        self.rows: list[dict[int, int] | None] = []
+        """per call: {row asked for: its row in the trained call} (None: no trained row)"""
+
+    def __call__(self, prompts: list[str], owners: list[Any]) -> list[str]:
+        mine = [j for j, o in enumerate(owners) if o[1] == 0]
+        theirs = [j for j, o in enumerate(owners) if o[1] == 1]
+        out = [""] * len(prompts)
+        said = self.ctx.reference([prompts[j] for j in theirs]) if theirs else []
+        for j, t in zip(theirs, said, strict=True):
+            out[j] = t
+        said = super().__call__([prompts[j] for j in mine], [owners[j] for j in mine])
+        for j, t in zip(mine, said, strict=True):
+            out[j] = t
+        self.rows.append({j: k for k, j in enumerate(mine)} if mine else None)
+        return out
+
+    def untrain(self, rows: list[int], call: int = -1) -> None:
+        assert call == -1, "only the last call's rows"
+        if (index := self.rows[-1]) is not None:
+            super().untrain([index[r] for r in rows if r in index])
 
 
 def _wins(v: Outcome, side: int) -> float:

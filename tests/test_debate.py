@@ -6,7 +6,7 @@ import random
 from oversight.judges import SimulatedRater, Transcript, Turn, Verdict, verify_quotes
 from oversight.tasks import ArithmeticConfig, ArithmeticTask, PublicText
 from oversight.tasks.arithmetic import parse_turn, render_turn
-from protocols.base import ProtocolContext, Speaker
+from protocols.base import ProtocolContext, Speaker, Turns
 from protocols.debate import Debate
 from tests.helpers import correct_response, wrong_first_step
 
@@ -130,3 +130,40 @@ def test_debaters_stay_committed_to_their_answers(task):
         assert [t.speaker for t in e.turns] == [0, 1] * 3
     # every later prompt restates the committed answers, whatever was said before
     assert debate.assign([start[0].a])[0] != start[0].a
+
+
+def test_a_frozen_opponent_speaks_for_b_and_never_trains(task):
+    """opponent=frozen: b's answers and turns come from the reference sampler; the batch holds
+    a's samples only, each paid a's reward."""
+    judge = SimulatedRater(name="j", competence=None)
+    judge.attach(task)
+    problems = long_problems(task, 6)
+    by_prompt = {p.prompt: p for p in problems}
+
+    def policy(prompts):  # right answers, then no objection
+        texts = [
+            correct_response(task, by_prompt[q]) if q in by_prompt else "No error found."
+            for q in prompts
+        ]
+        return Turns(prompts, texts, rollout=None)
+
+    asked: list[str] = []
+
+    def frozen(prompts):  # wrong answers, then no objection
+        asked.extend(prompts)
+        return [
+            wrong_first_step(task, by_prompt[q]) if q in by_prompt else "No error found."
+            for q in prompts
+        ]
+
+    ctx = ctx_for(task, judge)
+    ctx.rollout, ctx.reference = policy, frozen
+    debate = Debate(rounds=2, sequential=True, opponent="frozen")
+    debate.setup(ctx)
+    batch = debate.episodes(problems, step=0)
+    n = len(problems)
+    assert len(asked) == n + 2 * n  # b's answers, then b's turn in each of 2 rounds
+    assert [len(t.texts) for t in batch.turns] == [n, n, n]  # a's answers, a's turns
+    assert all(all(t.trained) for t in batch.turns)
+    assert all(r.tolist() == [1.0] * n for r in batch.rewards)  # right beats wrong: a won
+    assert batch.responses == [correct_response(task, p) for p in problems]  # the policy's only

@@ -63,6 +63,8 @@ def comparable(summary: dict) -> dict:
     """Everything but timing and where the run wrote (its store's path is in its config)."""
     out = {k: v for k, v in summary.items() if k not in TIMING}
     out["config"] = {k: v for k, v in summary["config"].items() if k != "store"}
+    # whether this run built the base model or found it cached: the same model either way
+    out["base_model"] = {k: v for k, v in summary["base_model"].items() if k != "cached"}
     out["role_cost"] = {
         name: {k: v for k, v in cost.items() if k != "seconds"}
         for name, cost in summary["role_cost"].items()

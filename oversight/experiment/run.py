@@ -11,6 +11,7 @@ import contextlib
 import copy
 import json
 import logging
+import math
 import random
 import tempfile
 import time
@@ -84,6 +85,7 @@ def protocol_context(
     rollout: Any = None,
     sft: Any = None,
     roles: dict[str, Role] | None = None,
+    reference: Any = None,
 ) -> ProtocolContext:
     """What a protocol gets: its problems come from their own split, drawn in order. Without
     `rollout` and `sft` (a set-up outside a run, as the benchmarks do) those calls raise."""
@@ -104,6 +106,7 @@ def protocol_context(
         seed=cfg.seed,
         roles=roles or {},
         text=PublicText(task),
+        reference=reference,
     )
 
 
@@ -308,6 +311,13 @@ def _train(
         if not pretrained:
             pretrained.update(harness.evaluate(eval_sampler(), None))
 
+    frozen = Sampler(trainer.ref, tok, policy_cfg, device, cfg.seed)
+    frozen.generator = sample.generator  # one stream of draws, the one a checkpoint keeps
+
+    def reference(prompts: list[str]) -> list[str]:
+        frozen.model = trainer.ref  # an SFT phase or a resume replaces the reference
+        return frozen(prompts)
+
     ctx = protocol_context(
         cfg,
         task,
@@ -319,6 +329,7 @@ def _train(
         rollout_fn(trainer, tok, device, sample.generator),
         sft_fn(policy, trainer, tok, device, cfg.seed, before_sft),
         build_roles(cfg, task, device),
+        reference,
     )
 
     rank = distributed.rank()
@@ -353,7 +364,8 @@ def _train(
         progress.step = step
         progress.tokens += n_tokens
         progress.rollout_seconds += seconds
-        progress.last_kl = stats["kl"]
+        if not math.isnan(stats["kl"]):  # a step that trained nothing (all debates dead) has none
+            progress.last_kl = stats["kl"]
         progress.records += batch.judgments
         store.log_judgments(run_id, step, batch.judgments)
         row = {
