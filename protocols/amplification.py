@@ -80,12 +80,13 @@ class Amplification(Protocol):
     def _problems(self, given: list[PublicProblem]) -> list[PublicProblem]:
         """`len(given)` problems of at most `level` steps: the given ones that are, then fresh
         ones drawn until there are enough."""
-        if not self.started:  # before the first step: where the overseer is right
-            self.level, self.started = self.ctx.judge.reach(), True
+        if not self.started:  # before the first step: where the overseer is right (at least 1)
+            reach = self.ctx.judge.reach()
+            self.level, self.started = None if reach is None else max(reach, 1), True
         self.top = max([self.top, *(p.difficulty for p in given)])
         if self.level is None:
             return given
-        level = max(self.level, 1)
+        level = self.level
         out = [p for p in given if p.difficulty <= level]
         while len(out) < len(given):
             out += [p for p in self.ctx.sample_problems(len(given)) if p.difficulty <= level]

@@ -259,3 +259,29 @@ def test_an_abstained_sample_is_not_trained(long_task):
     assert len(batch.sft) == sum(trained)
     assert batch.judgments and all(isinstance(r.outcome, Verdict) for r in batch.judgments)
     assert all(isinstance(r.item, SubAnswer) for r in batch.judgments)
+
+
+class Person(SimulatedRater):
+    """Stands in for a person in the judging UI: works nothing out itself (as `HumanJudge`),
+    but decides each sub-answer it is shown, checking every step."""
+
+    def reach(self):
+        return 0
+
+    def _answer(self, problems, rng):
+        return [Failure("does not answer problems", self.name) for _ in problems]
+
+
+def test_a_person_as_the_overseer_vets_every_sub_answer(long_task):
+    person = Person(name="person", competence=None)
+    person.attach(long_task)
+    problems = long_task.sample(16, seed=9)
+    proto, policy = amplifier(long_task, person, vet=True)
+    targets, records, _ = proto.amplify(problems)
+    assert targets == [correct_response(long_task, p) for p in problems]
+    assert len(records) == len(policy.asked)  # every sub-answer went before the person
+    assert all(r.item.kind == "subquestion" and r.item.problem.belief is None for r in records)
+    proto, _ = amplifier(long_task, person, Policy(long_task, sub=wrong_last_step), vet=True)
+    assert proto.amplify(problems)[0] == [None] * len(problems)
+    batch = proto.episodes(problems, step=1)  # it works nothing out: the curriculum starts at 1
+    assert batch.info["amplification/level"] == 1 and {p.difficulty for p in batch.problems} == {1}

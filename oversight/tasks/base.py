@@ -2,7 +2,8 @@
 
 A task hands out `PublicProblem`s (prompt text and what the prompt itself shows) and keeps the
 answers in a `TruthStore`. The store refuses every read made outside a `truth_access()` block,
-and only three doors open one: a judge's metered `Verifier.check_step`, the evaluation harness
+and only three doors open one: a judge's metered verifier (`check_step`; `work`, for a judge
+that answers a problem within its competence itself), the evaluation harness
 (`oversight/experiment/harness.py`), and a task's own `attention_checks`, which builds items
 with known answers for scoring human judges. `tests/test_truth_wall.py` checks the runtime
 guard, that no other code opens the wall, and that `protocols/` and `oversight/judges/` never
