@@ -3,13 +3,13 @@
 
     python -m oversight.train -m protocol=amplification 'seed=range(3)' judge=simulated,oracle \
         threads=1 eval.every=10 hydra.sweep.dir=DIR
-    python bench/amplification_curves.py DIR [--frame ORACLE POOL] [--plot docs/amplification.png]
+    python bench/amplification_curves.py DIR [DIR ...] [--frame ORACLE POOL] [--plot PNG]
 
-Per judge, mean ± sd over seeds (and each seed): gold accuracy beyond competence at the end, its
+Runs are told apart by their judge and `protocol.vet` (the folders may hold both). Per setting, mean ± sd over seeds (and each seed): gold accuracy beyond competence at the end, its
 ratio to the baseline's (seeds paired), sycophancy beyond before and after, the targets' gold
 accuracy, overseer calls and sub-questions per target, the difficulty the curriculum reached,
 and the slowdown: the first evaluated step at which gold beyond reaches 90% of the run's own
-final value. `--frame` takes RLHF's oracle and pool gold beyond (the baselines preset on the
+final value (and 90% of its own final gain over the base model). `--frame` takes RLHF's oracle and pool gold beyond (the baselines preset on the
 same base model) for the performance gap recovered.
 """
 
@@ -39,6 +39,15 @@ def to_90(pts: list[tuple[int, float]]) -> int:
     return next(step for step, v in pts if v >= 0.9 * final)
 
 
+def to_90_gain(pts: list[tuple[int, float]]) -> int | None:
+    """The first step at which the curve has 90% of its final gain over its start; None when it
+    ends no higher than it started."""
+    start, final = pts[0][1], pts[-1][1]
+    if final <= start:
+        return None
+    return next(step for step, v in pts if v - start >= 0.9 * (final - start))
+
+
 def ms(xs: list[float]) -> str:
     sd = stdev(xs) if len(xs) > 1 else 0.0
     return f"{fmean(xs):.3f} ± {sd:.3f} ({', '.join(f'{x:.3f}' for x in xs)})"
@@ -46,14 +55,15 @@ def ms(xs: list[float]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("sweep", type=Path)
+    ap.add_argument("sweeps", type=Path, nargs="+")
     ap.add_argument("--frame", type=float, nargs=2, metavar=("ORACLE", "POOL"))
     ap.add_argument("--plot", type=Path)
     a = ap.parse_args()
     runs: dict[str, dict[int, Path]] = {}
-    for summary in sorted(a.sweep.glob("*/summary.json")):
+    for summary in sorted(p for d in a.sweeps for p in d.glob("*/summary.json")):
         s = json.loads(summary.read_text())
-        runs.setdefault(s["judge"], {})[s["seed"]] = summary.parent
+        vet = s["config"]["protocol"].get("vet") and s["judge"] != "oracle"  # the oracle never vets
+        runs.setdefault(s["judge"] + (" vet" if vet else ""), {})[s["seed"]] = summary.parent
     rows: dict[str, dict[str, list[float]]] = {}
     for judge, by_seed in runs.items():
         r = rows.setdefault(judge, {})
@@ -76,6 +86,7 @@ def main() -> None:
                 "abstained": amp.get("abstained"),
                 "difficulty reached": amp.get("difficulty_reached"),
                 "steps to 90% of own final gold beyond": to_90(curve(run)),
+                "steps to 90% of own final gain, gold beyond": to_90_gain(curve(run)),
             }
             for k, v in values.items():
                 if v is not None:
