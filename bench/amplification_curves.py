@@ -123,8 +123,9 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6, 3.6))
+        colours = iter(["tab:orange", "tab:blue", "tab:green", "tab:red"])
         for judge, by_seed in runs.items():
-            colour = "black" if judge == "oracle" else "tab:blue"
+            colour = "black" if judge == "oracle" else next(colours)
             for k, seed in enumerate(sorted(by_seed)):
                 xs, ys = zip(*curve(by_seed[seed]), strict=True)
                 label = (
