@@ -11,6 +11,7 @@ A protocol sees public problems, policy outputs, and what its judge and roles te
   (a frozen opponent's turns), and may add supervised (prompt, target) pairs that the core
   trains on next to the PPO loss (distillation). Single-turn protocols only write `signal`: the
   default `episodes` samples one response per problem and pays `signal`'s rewards;
+- `summary`: its own counts over the run, for summary.json;
 - `proxy_reward`: how it scores held-out responses without its judge (a learned proxy), or None:
   evaluation never spends judge budget;
 - `state_dict`/`load_state_dict`: what a checkpoint keeps of it (by default, everything it holds
@@ -73,6 +74,9 @@ class Batch:
     responses: list[str] | None = None
     """the episodes' answers to `problems`, scored by the harness (logged only); default: the
     first turn's texts"""
+    scored: dict[str, tuple[list[PublicProblem], list[str]]] = field(default_factory=dict)
+    """more answers for the harness to score, by name (logged as `train/<name>/...`, their mean
+    over steps in summary.json's `scored`): amplification's targets"""
 
 
 @dataclass
@@ -192,6 +196,11 @@ class Protocol:
         """What the protocol believes held-out responses are worth, without asking its judge;
         None when it has no such proxy."""
         return None
+
+    def summary(self) -> dict[str, Any]:
+        """What the protocol adds to summary.json under its name (its own counts over the run:
+        amplification's overseer calls per target); nothing by default."""
+        return {}
 
     def judge_pairs(self, comparisons: list[Comparison], phase: str) -> list[JudgmentRecord]:
         """Ask the judge about a batch of pairs and keep every answer as a record."""

@@ -60,10 +60,11 @@ def target_module(path: Path):
 
 
 def comparable(summary: dict) -> dict:
-    """Everything but timing and where the run wrote (its store's path is in its config)."""
+    """Everything but timing, where the run wrote (its store's path is in its config) and
+    whether it built the base model."""
     out = {k: v for k, v in summary.items() if k not in TIMING}
     out["config"] = {k: v for k, v in summary["config"].items() if k != "store"}
-    # whether this run built the base model or found it cached: the same model either way
+    # whether this run found the base model cached or built it depends on what ran before it
     out["base_model"] = {k: v for k, v in summary["base_model"].items() if k != "cached"}
     out["role_cost"] = {
         name: {k: v for k, v in cost.items() if k != "seconds"}

@@ -1,6 +1,7 @@
 """Protocols and judges never see ground truth: checked in the code and at run time.
 
-Only three doors open the wall (`truth_access()`): a judge's metered `Verifier.check_step`, the
+Only three doors open the wall (`truth_access()`): a judge's metered verifier (`check_step`, and
+`work` for a judge that answers a problem within its competence itself), the
 evaluation harness, and a task's `attention_checks` (gold items with known answers for scoring
 human judges). The source scan below knows them and fails on any other. Judges and AI helper
 roles (`oversight/roles/`) check steps through their own verifier and name nothing else.
@@ -35,6 +36,7 @@ SOURCE = ("oversight", "protocols", "ui")
 HARNESS = "oversight/experiment/harness.py"
 DOORS = {
     "oversight/tasks/base.py:Verifier.check_step",
+    "oversight/tasks/base.py:Verifier.work",
     "oversight/tasks/arithmetic.py:ArithmeticTask.attention_checks",
 }
 """besides the harness, every place that may open the wall, as file:qualified name"""

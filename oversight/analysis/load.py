@@ -29,6 +29,11 @@ METRICS: dict[str, tuple[str, ...]] = {
     "judge_accuracy_beyond": ("judge_accuracy", "beyond"),
     "kl": ("kl",),
     "checks_per_label": ("judge_cost", "checks_per_label"),
+    # amplification: the targets' gold accuracy (by the harness), what the overseer spent per
+    # target, and how far the curriculum rose
+    "amplified_accuracy_beyond": ("scored", "amplified", "gold_accuracy", "beyond"),
+    "overseer_calls_per_target": ("amplification", "overseer_calls_per_target"),
+    "difficulty_reached": ("amplification", "difficulty_reached"),
 }
 # the metrics tested against the baseline (Holm runs over all of them in a family)
 COMPARED = (

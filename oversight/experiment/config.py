@@ -35,6 +35,7 @@ from oversight.judges.human_settings import HumanOrSimulatedSettings, HumanSetti
 from oversight.models.policy import PolicyConfig
 from oversight.roles.critic import LearnedCritic, SimulatedCritic
 from oversight.tasks import TASKS, ArithmeticConfig
+from protocols.amplification import Amplification
 from protocols.assisted import Assisted
 from protocols.constitutional import Constitutional
 from protocols.consultancy import Consultancy
@@ -182,6 +183,7 @@ def register() -> None:
         "protocol/assisted": schema_of(Assisted),
         "protocol/debate": schema_of(Debate),
         "protocol/consultancy": schema_of(Consultancy),
+        "protocol/amplification": schema_of(Amplification),
         "critic/simulated": schema_of(SimulatedCritic),
         "critic/learned": schema_of(LearnedCritic),
     }

@@ -378,6 +378,8 @@ def _train(
         answers = batch.responses or batch.turns[0].texts
         # truth read by the harness, logged only
         row |= flat("train", harness.score(batch.problems or problems, answers))
+        for name, (ps, rs) in batch.scored.items():
+            row |= flat(f"train/{name}", harness.score(ps, rs))
         row |= flat("judge_cost", judge.cost.as_dict())
         if eval_cfg.every and step % eval_cfg.every == 0 and step != ppo_cfg.steps:
             row |= flat("eval", harness.evaluate(eval_sampler(), protocol.proxy_reward))
@@ -407,6 +409,9 @@ def _train(
         # on the kind of item the protocol's judge decides: did it side with the right answer?
         "judge_accuracy": {b: la.get(kind_prefix(protocol.kind) + b) for b in ("within", "beyond")},
         "judge_cost": judge.cost.as_dict(),
+        # the harness's scores of a protocol's other answers (amplified targets), mean over steps
+        **({"scored": scored} if (scored := scored_means(output_dir / "metrics.jsonl")) else {}),
+        **({protocol.name: own} if (own := protocol.summary()) else {}),
         # what the protocol's AI helpers spent (critic calls and their checks)
         "role_cost": {name: role.cost.as_dict() for name, role in ctx.roles.items()},
         "kl": progress.last_kl,
@@ -419,6 +424,23 @@ def _train(
     }
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def scored_means(metrics: Path) -> dict[str, Any]:
+    """{name: {"gold_accuracy": {bucket: mean}, ...}} over the steps of `metrics.jsonl` that
+    logged `train/<name>/...` for a batch's other answers (`Batch.scored`); read back from the
+    file, so a resumed run counts the steps before its kill too."""
+    sums: dict[str, list[float]] = {}
+    for line in metrics.read_text().splitlines():
+        for k, v in json.loads(line).items():
+            parts = k.split("/")
+            if parts[0] == "train" and len(parts) == 4 and isinstance(v, int | float):
+                sums.setdefault(k, []).append(float(v))
+    out: dict[str, Any] = {}
+    for k, vs in sorted(sums.items()):
+        _, name, metric, bucket = k.split("/")
+        out.setdefault(name, {}).setdefault(metric, {})[bucket] = sum(vs) / len(vs)
+    return out
 
 
 def _fmt(x: float | None) -> str:

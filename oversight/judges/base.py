@@ -286,6 +286,28 @@ class Judge(ABC):
             out.append(o)
         return out
 
+    def answer(
+        self, problems: Sequence[PublicProblem], rng: random.Random
+    ) -> list[JudgmentRecord | Failure]:
+        """Its own worked answer to each problem it can work out (amplification's overseer), as
+        a record of that answer accepted by it (a `SubAnswer` with the checks it spent), or a
+        Failure: beyond its reach, or a judge that does not answer. Each answer is a label."""
+        out = self._answer(list(problems), rng)
+        for o in out:
+            if isinstance(o, JudgmentRecord) and isinstance(o.outcome, Verdict):
+                self.cost.labels += 1
+                self.cost.checks += o.outcome.checks
+        return out
+
+    def reach(self) -> int | None:
+        """The longest problem (in steps) it works out itself; None: any."""
+        return 0
+
+    def _answer(
+        self, problems: list[PublicProblem], rng: random.Random
+    ) -> list[JudgmentRecord | Failure]:
+        return [Failure("does not answer problems", self.name) for _ in problems]
+
     def compare(self, items: Sequence[Comparison], rng: random.Random) -> list[Outcome]:
         """`decide` for pairs: which answer of each is better."""
         return self.decide(items, rng)

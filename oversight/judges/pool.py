@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
 from oversight.checks import Rules, at_least, each, ensure, rule
-from oversight.judges.base import Judge, JudgeItem, Outcome
-from oversight.tasks import Task
+from oversight.judges.base import Failure, Judge, JudgeItem, JudgmentRecord, Outcome
+from oversight.tasks import PublicProblem, Task
 
 
 def _weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
@@ -41,6 +41,22 @@ class RaterPool(Judge):
         super().attach(task)
         for r in self.raters:
             r.attach(task)
+
+    def reach(self) -> int | None:
+        """What every member surely works out: the shortest reach."""
+        reaches = [r.reach() for r in self.raters]
+        bounded = [x for x in reaches if x is not None]
+        return min(bounded) if bounded else None
+
+    def _answer(
+        self, problems: list[PublicProblem], rng: random.Random
+    ) -> list[JudgmentRecord | Failure]:
+        who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(problems))
+        out: dict[int, JudgmentRecord | Failure] = {}
+        for k, rater in enumerate(self.raters):
+            idx = [i for i, w in enumerate(who) if w == k]
+            out |= zip(idx, rater._answer([problems[i] for i in idx], rng), strict=True)
+        return [out[i] for i in range(len(problems))]
 
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(items))

@@ -27,8 +27,10 @@ from oversight.checks import Fraction, Natural, one_of, within
 from oversight.judges.base import (
     Argued,
     Comparison,
+    Failure,
     Judge,
     JudgeItem,
+    JudgmentRecord,
     Outcome,
     SubAnswer,
     Transcript,
@@ -161,6 +163,24 @@ class SimulatedRater(Judge):
 
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         return [self._one(it, rng) for it in items]
+
+    def reach(self) -> int | None:
+        return self.competence
+
+    def _answer(
+        self, problems: list[PublicProblem], rng: random.Random
+    ) -> list[JudgmentRecord | Failure]:
+        """Works out each problem of at most `competence` steps through its verifier, one check
+        a step; a longer one is beyond it."""
+        out: list[JudgmentRecord | Failure] = []
+        for p in problems:
+            if self.competence is not None and p.difficulty > self.competence:
+                out.append(Failure("beyond its competence", self.name))
+                continue
+            answer = self.verifier.work(p)
+            verdict = Verdict(1.0, True, self.name, p.difficulty)
+            out.append(JudgmentRecord(SubAnswer(p, answer), verdict, "answer"))
+        return out
 
 
 class Oracle(SimulatedRater):

@@ -178,6 +178,40 @@ def parse_critique(text: str) -> tuple[int | None, bool] | None:
     return (int(m.group(1)) - 1, False) if m else None
 
 
+PROMPT_RE = re.compile(r"^(\d)((?:[+\-*]\d)*)=\?")
+
+
+def parse_prompt(prompt: str) -> tuple[int, list[tuple[str, int]]]:
+    """The start and the operations of a problem's prompt ("3+4*2=? ..." -> 3, [+4, *2])."""
+    m = PROMPT_RE.match(prompt)
+    if not m:
+        raise ValueError(f"not an arithmetic prompt: {prompt!r}")
+    tail = m.group(2)
+    return int(m.group(1)), [(tail[i], int(tail[i + 1])) for i in range(0, len(tail), 2)]
+
+
+def chunk_sizes(difficulty: int, parts: int) -> list[int]:
+    """How a chain of `difficulty` operations splits into at most `parts` consecutive chains of
+    near-equal length, the longer ones first (8 into 2: 4, 4; 5 into 2: 3, 2; 1 into 2: 1)."""
+    parts = max(1, min(parts, difficulty))
+    q, r = divmod(difficulty, parts)
+    return [q + (i < r) for i in range(parts)]
+
+
+def chained(start: int, ops: Sequence[tuple[str, int]], steps: Sequence[str]) -> bool:
+    """Whether `steps` restate `ops` in order, each starting from the previous step's result
+    (the first from `start`): what reading alone can check, not whether each result is right."""
+    if len(steps) != len(ops):
+        return False
+    x = start
+    for step, (op, b) in zip(steps, ops, strict=True):
+        m = STEP_RE.fullmatch(step)
+        if not m or (int(m.group(1)), m.group(2), int(m.group(3))) != (x, op, b):
+            return False
+        x = int(m.group(4))
+    return True
+
+
 class ArithmeticTask:
     name = "arithmetic"
 
@@ -411,6 +445,60 @@ class ArithmeticTask:
 
     def parse_critique(self, text: str) -> tuple[int | None, bool] | None:
         return parse_critique(text)
+
+    # ---- decomposition (amplification, protocols/amplification.py) -------------------------
+    # A chain of n operations is a chain of its first part, then the next part applied to that
+    # result, and so on: sub-problem i starts from the answer to sub-problem i-1. Sub-problems
+    # carry no user belief. Their answers go into the truth store like every problem's (the
+    # judges' verifiers and the harness read them there); nothing returned reveals one.
+    def subproblem(
+        self, problem: PublicProblem, parts: int, i: int, start: int | None = None
+    ) -> PublicProblem:
+        """Sub-problem `i` of `problem` split into at most `parts`: its i-th chain of operations
+        applied to `start`, the answer to sub-problem i-1 (the first starts where `problem`
+        does, and takes no `start`)."""
+        own, ops = parse_prompt(problem.prompt)
+        sizes = chunk_sizes(len(ops), parts)
+        if not 0 <= i < len(sizes):
+            raise ValueError(f"{problem.id} splits into {len(sizes)} sub-problems, not {i + 1}")
+        if (i == 0) != (start is None):
+            raise ValueError(
+                "the first sub-problem starts where the problem does; later ones need a start"
+            )
+        x = own if start is None else start
+        chunk = ops[sum(sizes[:i]) : sum(sizes[: i + 1])]
+        pid = f"{problem.id}/{i}:{x}"
+        steps = solve(x, chunk)
+        self.truth.put(pid, Truth(answer=step_result(steps[-1]), steps=tuple(steps)))
+        return PublicProblem(pid, self._prompt(x, chunk, None), len(chunk), None)
+
+    def parts(self, problem: PublicProblem, parts: int) -> int:
+        """How many sub-problems `problem` splits into when split into at most `parts`."""
+        return len(chunk_sizes(problem.difficulty, parts))
+
+    def follows(self, problem: PublicProblem, response: str) -> bool:
+        """Whether `response` is well formed, its work restates `problem`'s operations in order
+        and its stated answer is its last step's result: read, not checked (a wrong result in
+        a step passes)."""
+        start, ops = parse_prompt(problem.prompt)
+        return self.answer_follows(response) and chained(start, ops, self.steps(response))
+
+    def compose(self, subproblems: Sequence[PublicProblem], answers: Sequence[str]) -> str | None:
+        """The worked answer to the whole problem from answers to its sub-problems in order:
+        their steps one after another and the last one's answer; None when an answer does not
+        follow its sub-problem or a sub-problem does not start from the answer before it."""
+        steps: list[str] = []
+        for k, (sub, answer) in enumerate(zip(subproblems, answers, strict=True)):
+            if not self.follows(sub, answer):
+                return None
+            if k and parse_prompt(sub.prompt)[0] != self.final_answer(answers[k - 1]):
+                return None
+            steps += self.steps(answer)
+        return render_response(steps) if steps else None
+
+    def render(self, steps: Sequence[str]) -> str:
+        """A worked answer with these steps and the last one's result as its answer."""
+        return render_response(list(steps))
 
     # ---- attention checks (a door through the truth wall, see tasks/base.py) ---------------
     def attention_checks(self, n: int, seed: int) -> list[tuple[PublicProblem, str, str]]:

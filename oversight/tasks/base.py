@@ -2,7 +2,8 @@
 
 A task hands out `PublicProblem`s (prompt text and what the prompt itself shows) and keeps the
 answers in a `TruthStore`. The store refuses every read made outside a `truth_access()` block,
-and only three doors open one: a judge's metered `Verifier.check_step`, the evaluation harness
+and only three doors open one: a judge's metered verifier (`check_step`; `work`, for a judge
+that answers a problem within its competence itself), the evaluation harness
 (`oversight/experiment/harness.py`), and a task's own `attention_checks`, which builds items
 with known answers for scoring human judges. `tests/test_truth_wall.py` checks the runtime
 guard, that no other code opens the wall, and that `protocols/` and `oversight/judges/` never
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from typing import Protocol as TypingProtocol
@@ -89,6 +90,10 @@ class Task(TypingProtocol):
 
     def agrees_with_user(self, problem: PublicProblem, response: str) -> bool: ...
 
+    def render(self, steps: Sequence[str]) -> str:
+        """A worked answer with these steps (what a judge writes when it answers itself)."""
+        ...
+
     def attention_checks(self, n: int, seed: int) -> list[tuple[PublicProblem, str, str]]:
         """Up to n (problem, right answer, wrong answer) that a careful judge always gets right.
 
@@ -116,6 +121,10 @@ class PublicText:
         "parse_turn",
         "with_answer",
         "answers",
+        "subproblem",
+        "parts",
+        "follows",
+        "compose",
     )
 
     def __init__(self, task: Task) -> None:
@@ -156,3 +165,12 @@ class Verifier:
             ):
                 return False
         return i < len(truth.steps) and steps[i] == truth.steps[i]
+
+    def work(self, problem: PublicProblem) -> str:
+        """The right worked answer to `problem`, at 1 unit per step: how a judge that answers a
+        problem itself (amplification's overseer) works it out. Only a judge whose competence
+        covers the problem's steps may ask (`SimulatedRater.answer`)."""
+        self.checks += problem.difficulty
+        with truth_access():
+            truth = self._task.truth.get(problem.id)
+        return self._task.render(truth.steps)
