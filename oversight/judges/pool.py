@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from oversight.checks import Rules, at_least, each, ensure, rule
 from oversight.judges.base import Failure, Judge, JudgeItem, JudgmentRecord, Outcome
 from oversight.tasks import PublicProblem, Task
+
+T = TypeVar("T")
 
 
 def _weights(members: Sequence[Mapping[str, Any]]) -> list[float]:
@@ -48,20 +50,19 @@ class RaterPool(Judge):
         bounded = [x for x in reaches if x is not None]
         return min(bounded) if bounded else None
 
+    def _spread(self, items: list[Any], rng: random.Random, ask: Callable[..., list[T]]) -> list[T]:
+        """Each item to a member drawn by weight; `ask(rater, its items, rng)` answers them."""
+        who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(items))
+        out: dict[int, T] = {}
+        for k, rater in enumerate(self.raters):
+            idx = [i for i, w in enumerate(who) if w == k]
+            out |= zip(idx, ask(rater, [items[i] for i in idx], rng), strict=True)
+        return [out[i] for i in range(len(items))]
+
     def _answer(
         self, problems: list[PublicProblem], rng: random.Random
     ) -> list[JudgmentRecord | Failure]:
-        who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(problems))
-        out: dict[int, JudgmentRecord | Failure] = {}
-        for k, rater in enumerate(self.raters):
-            idx = [i for i, w in enumerate(who) if w == k]
-            out |= zip(idx, rater._answer([problems[i] for i in idx], rng), strict=True)
-        return [out[i] for i in range(len(problems))]
+        return self._spread(problems, rng, lambda r, ps, g: r._answer(ps, g))
 
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
-        who = rng.choices(range(len(self.raters)), weights=self.weights, k=len(items))
-        out: dict[int, Outcome] = {}
-        for k, rater in enumerate(self.raters):
-            idx = [i for i, w in enumerate(who) if w == k]
-            out |= zip(idx, rater._judge([items[i] for i in idx], rng), strict=True)
-        return [out[i] for i in range(len(items))]
+        return self._spread(items, rng, lambda r, its, g: r._judge(its, g))
