@@ -39,6 +39,7 @@ from protocols.base import (
     Batch,
     JudgmentRecord,
     Protocol,
+    ProtocolContext,
     Speaker,
     another_answer,
     verdict_reward,
@@ -163,9 +164,8 @@ class Debate(Protocol):
             "debate/transcript_chars": sum(chars) / max(len(chars), 1),
             "debate/a_wins": sum(w > 0 for w in won.values()) / max(len(won), 1),
         }
-        sides = (
-            2 if self.opponent == "self" else 1
-        )  # the frozen side's answers are not the policy's
+        # a frozen opponent's answers are not the policy's: only a's are scored as its own
+        sides = 2 if self.opponent == "self" else 1
         return Batch(
             turns,
             rewards,
@@ -180,7 +180,7 @@ class AgainstFrozen(Speaker):
     """A speaker whose b-side samples (owner `(i, 1)`) come from the frozen reference model, text
     only: never trained, never paid. a's side trains as in self-play."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: ProtocolContext) -> None:
         super().__init__(ctx)
         if ctx.reference is None:
             raise RuntimeError("opponent=frozen needs a context that samples the reference model")
