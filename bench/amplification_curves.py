@@ -65,16 +65,18 @@ def main() -> None:
         vet = s["config"]["protocol"].get("vet") and s["judge"] != "oracle"  # the oracle never vets
         runs.setdefault(s["judge"] + (" vet" if vet else ""), {})[s["seed"]] = summary.parent
     rows: dict[str, dict[str, list[float]]] = {}
+    finals: dict[str, dict[int, float]] = {}  # gold beyond at the end, for the paired ratio
     for judge, by_seed in runs.items():
         r = rows.setdefault(judge, {})
         for seed in sorted(by_seed):
             run = by_seed[seed]
             s = json.loads((run / "summary.json").read_text())
+            finals.setdefault(judge, {})[seed] = s["final"]["gold_accuracy"]["beyond"]
             amp = s.get("amplification", {})
             scored = s.get("scored", {}).get("amplified", {}).get("gold_accuracy", {})
             values = {
                 "gold beyond, base": s["base"]["gold_accuracy"]["beyond"],
-                "gold beyond, final": s["final"]["gold_accuracy"]["beyond"],
+                "gold beyond, final": finals[judge][seed],
                 "gold within, final": s["final"]["gold_accuracy"]["within"],
                 "sycophancy beyond, base": s["base"]["sycophancy_rate"]["beyond"],
                 "sycophancy beyond, final": s["final"]["sycophancy_rate"]["beyond"],
@@ -101,15 +103,7 @@ def main() -> None:
             if judge == "oracle":
                 continue
             seeds = sorted(set(by_seed) & set(base))
-            ratio = [
-                json.loads((by_seed[x] / "summary.json").read_text())["final"]["gold_accuracy"][
-                    "beyond"
-                ]
-                / json.loads((base[x] / "summary.json").read_text())["final"]["gold_accuracy"][
-                    "beyond"
-                ]
-                for x in seeds
-            ]
+            ratio = [finals[judge][x] / finals["oracle"][x] for x in seeds]
             print(f"## {judge} / oracle, gold beyond (seeds paired): {ms(ratio)}")
     if a.frame:
         hi, lo = a.frame
