@@ -11,6 +11,8 @@ they disagree on.
    or a concession (the task's text, oversight/tasks/arithmetic.py). `sequential`: b's side reads
    a's turn of the same round; otherwise both speak at once. One batched rollout per speaker and
    round covers every debate of the batch.
+   `interactive`: between rounds the judge tests one claimed step (`Judge.ask`) and both
+   debaters read what it found before they speak again (Khan et al. 2024's interactive debate).
 3. The judge reads the transcript: each quote comes marked verified or not, for free; whether a
    contested step is right costs it a check. It sees the debate both ways round and the two
    verdicts are combined (`Judge.decide_both_ways`).
@@ -33,7 +35,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from oversight.checks import Count, one_of
-from oversight.judges import Outcome, Transcript, Turn, Verdict
+from oversight.judges import Outcome, Probe, Transcript, Turn, Verdict
 from oversight.tasks import PublicProblem
 from protocols.base import (
     Batch,
@@ -60,6 +62,8 @@ class Debate(Protocol):
     """samples per turn, the judge's favourite kept"""
     opponent: Annotated[str, one_of("self", "frozen")] = "self"
     """b's debater: the policy (self-play) or the frozen reference model, whose turns never train"""
+    interactive: bool = False
+    """between rounds the judge tests one claimed step and tells both sides what it found"""
 
     name = "debate"
     kind = "debate"
@@ -102,7 +106,13 @@ class Debate(Protocol):
         assert text is not None
         ids = list(range(len(debates))) if ids is None else ids
         n = self.best_of
-        for _ in range(self.rounds):
+        for r in range(self.rounds):
+            if self.interactive and r > 0:
+                probes = self.ctx.judge.ask(debates, self.ctx.rng)
+                debates = [
+                    d if p is None else Transcript(d.problem, d.a, d.b, (*d.turns, p))
+                    for d, p in zip(debates, probes, strict=True)
+                ]
             for group in ([0], [1]) if self.sequential else ([0, 1],):
                 said: dict[int, list[Turn]] = {}
                 for side in group:  # all read the transcripts as they stand before the group
@@ -164,6 +174,9 @@ class Debate(Protocol):
             "debate/transcript_chars": sum(chars) / max(len(chars), 1),
             "debate/a_wins": sum(w > 0 for w in won.values()) / max(len(won), 1),
         }
+        if self.interactive:
+            probes = [sum(isinstance(t, Probe) for t in d.turns) for d in debates]
+            info["debate/probes"] = sum(probes) / max(len(probes), 1)
         # a frozen opponent's answers are not the policy's: only a's are scored as its own
         sides = 2 if self.opponent == "self" else 1
         return Batch(

@@ -3,9 +3,18 @@ that the answer order cannot sway, quotes, precommitment."""
 
 import random
 
-from oversight.judges import SimulatedRater, Transcript, Turn, Verdict, verify_quotes
+from oversight.judges import (
+    Probe,
+    SimulatedRater,
+    Transcript,
+    Turn,
+    Verdict,
+    item_from_payload,
+    swapped,
+    verify_quotes,
+)
 from oversight.tasks import ArithmeticConfig, ArithmeticTask, PublicText
-from oversight.tasks.arithmetic import parse_turn, render_turn
+from oversight.tasks.arithmetic import parse_turn, render_probe, render_response, render_turn
 from protocols.base import ProtocolContext, Speaker, Turns
 from protocols.debate import Debate
 from tests.helpers import correct_response, wrong_first_step
@@ -45,6 +54,26 @@ def test_turns_round_trip_through_the_task_text():
     assert parse_turn(render_turn(-1, "Answer: 7")) == (-1, "Answer: 7", False)
     assert parse_turn(render_turn(None, None)) == (None, None, False)
     assert parse_turn("Step two is wrong.") == (None, None, False)
+
+
+def test_demonstrated_turns_read_the_judges_probes():
+    task = ArithmeticTask(ArithmeticConfig(corpus_turns=1.0, corpus_revisions=0, turn_probes=1.0))
+    probed = 0
+    for prompt, _ in task.corpus(2000, seed=0):
+        said = prompt.split("\n")[3:-1]
+        tested = [x for x in said if x.startswith("Tested: ")]
+        assert len(tested) <= 1 and (not said or not said[0].startswith("Tested: "))
+        probed += bool(tested)
+    assert 0.3 < probed / 2000 < 0.45  # half are debate turns, 3 in 4 after earlier turns
+    # a misleading turn never calls wrong a step the judge tested right, while another is left
+    task = ArithmeticTask(ArithmeticConfig(turn_honest=0.0))
+    steps = ["3+4=7", "7*2=4", "4-1=3"]
+    answer = render_response(steps)
+    rng = random.Random(0)
+    named = {parse_turn(task._attack(rng, answer, steps, {"3+4=7"}))[0] for _ in range(200)}
+    assert named == {1, 2}
+    named = {parse_turn(task._attack(rng, answer, steps))[0] for _ in range(200)}
+    assert named == {0, 1, 2}
 
 
 def test_the_corpus_has_turn_demonstrations_that_parse():
@@ -130,6 +159,61 @@ def test_debaters_stay_committed_to_their_answers(task):
         assert [t.speaker for t in e.turns] == [0, 1] * 3
     # every later prompt restates the committed answers, whatever was said before
     assert debate.assign([start[0].a])[0] != start[0].a
+
+
+def test_an_interactive_judge_tests_a_claim_between_rounds_and_both_sides_read_it(task):
+    judge = SimulatedRater(name="j", competence=2)
+    judge.attach(task)
+    prompts: list[str] = []
+
+    def generate(asked: list[str]) -> list[str]:
+        prompts.extend(asked)
+        # every debater calls the other side's first step wrong, quoting it as written
+        return [render_turn(0, task.steps(q.split("\n")[2])[0]) for q in asked]
+
+    debate = Debate(rounds=3, interactive=True)
+    debate.ctx = ctx_for(task, judge, generate)
+    problems = long_problems(task, 6)
+    start = [Transcript(p, correct_response(task, p), wrong_first_step(task, p)) for p in problems]
+    ends = debate.debate(start, Speaker(debate.ctx, train=False))
+    for e in ends:
+        kinds = [type(t).__name__ for t in e.turns]
+        assert kinds == ["Turn", "Turn", "Probe", "Turn", "Turn", "Probe", "Turn", "Turn"]
+        first, second = (t for t in e.turns if isinstance(t, Probe))
+        # a step is tested once: the second probe takes the other side's claim
+        assert {first.side, second.side} == {0, 1} and first.step == second.step == 0
+        for probe in (first, second):
+            assert probe.right == (probe.side == 0)  # a's first step is right, b's is not
+            assert probe.text == render_probe(probe.quote, probe.right)
+            assert probe.quote == task.steps((e.a, e.b)[probe.side])[0]
+    assert judge.cost.checks == 2 * len(ends)
+    # both sides read the first probe in round 2: a's prompts, then b's, one per debate
+    n = len(ends)
+    for k, e in enumerate(ends):
+        probe = e.turns[2].text
+        assert probe in prompts[2 * n + k] and probe in prompts[3 * n + k]
+        assert probe not in prompts[k] and probe not in prompts[n + k]
+
+
+def test_what_a_probe_found_stands_in_the_decision_and_spends_the_budget(task):
+    judge = SimulatedRater(name="j", competence=1)
+    judge.attach(task)
+    p = long_problems(task, 1)[0]
+    right, wrong = correct_response(task, p), wrong_first_step(task, p)
+    liar = Turn(1, "x", 3, task.steps(right)[3], verified=True)  # a right step called wrong
+    honest = Turn(0, "y", 0, task.steps(wrong)[0], verified=True)
+    tested = Probe(0, 3, task.steps(right)[3], True, "t")
+    # the liar's claim tested right: a's budget is spent, b's one check finds the real error
+    t = Transcript(p, right, wrong, (liar, honest, tested))
+    (v,) = judge.decide([t], random.Random(0))
+    assert isinstance(v, Verdict) and v.prefers_a and v.checks == 1
+    # an error a probe found stands, whichever way round it is shown: no check goes to that
+    # answer again, one to the other answer each way round
+    caught = Transcript(p, right, wrong, (Probe(1, 0, task.steps(wrong)[0], False, "t"),))
+    for item, a_wins in ((caught, True), (swapped(caught), False)):
+        (v,) = judge.decide_both_ways([item], random.Random(0))
+        assert isinstance(v, Verdict) and v.prefers_a == a_wins and v.checks == 2
+    assert item_from_payload(t.kind, p, t.payload()) == t
 
 
 def test_a_frozen_opponent_speaks_for_b_and_never_trains(task):

@@ -12,6 +12,7 @@ from oversight.judges import (
     Argued,
     Comparison,
     Failure,
+    Probe,
     SimulatedRater,
     SubAnswer,
     Transcript,
@@ -87,7 +88,15 @@ def test_every_kind_is_posted_and_its_verdicts_come_back(task, tmp_path, judge_b
     bad = [wrong_first_step(task, q) for q in p]
     items = [
         Comparison(p[0], good[0], bad[0], critique_b="Step 1 is wrong."),
-        Transcript(p[1], bad[1], good[1], (Turn(1, "Your step 1 is wrong.", 0, bad[1][:5]),)),
+        Transcript(
+            p[1],
+            bad[1],
+            good[1],
+            (
+                Turn(1, "Your step 1 is wrong.", 0, bad[1][:5]),
+                Probe(0, 0, bad[1][:5], False, f"Tested: {bad[1][:5]} is wrong."),
+            ),
+        ),
         Argued(p[2], good[2], ("Step 1 is right.",)),
         Argued(p[3], bad[3]),
         SubAnswer(p[4], good[4]),
@@ -99,6 +108,9 @@ def test_every_kind_is_posted_and_its_verdicts_come_back(task, tmp_path, judge_b
         if view.kind in ("argued", "subquestion"):
             return "accept" if shown["answer"] in right else "reject"
         for t in shown.get("turns", []):  # a quote stays with the answer it was found in
+            if t["speaker"] == "judge":  # and a probe's with the answer it tested
+                assert t["quote"] in shown[t["side"]] and t["right"] is False
+                continue
             assert t["verified"] and t["quote"] in shown["b" if t["speaker"] == "a" else "a"]
         return "A" if shown["a"] in right else "B"
 

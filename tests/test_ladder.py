@@ -17,7 +17,14 @@ from oversight.judges import SimulatedRater
 from oversight.tasks.arithmetic import render_response, render_turn
 from protocols.debate import Debate
 
-RUNGS = ["naive", "consultancy (assigned)", "consultancy (open)", "debate", "oracle"]
+RUNGS = [
+    "naive",
+    "consultancy (assigned)",
+    "consultancy (open)",
+    "debate",
+    "interactive debate",
+    "oracle",
+]
 
 
 def test_summary_is_mean_and_sd_over_seeds():

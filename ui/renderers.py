@@ -165,9 +165,22 @@ QUOTE_NOTES = {
 """what the check of a turn's quote found, under the quote (checked by the software, for free)"""
 
 
+def _probe(turn: dict, k: int, aid: int) -> None:
+    # The judge's own check between rounds (interactive debate), drawn apart from the debaters'.
+    side = {"a": "A", "b": "B"}.get(turn.get("side"), "?")
+    step = turn.get("step")
+    which = f"step {step + 1}" if isinstance(step, int) and not isinstance(step, bool) else "a step"
+    found = "right" if turn.get("right") is True else "wrong"
+    with st.container(border=True, key=f"probe-{k}-{aid}"):
+        st.markdown(f"**Checked between rounds: {which} of answer {side} is {found}**")
+        plain(turn.get("quote", ""))
+
+
 def _turn(turn: dict, k: int, aid: int) -> None:
     # Only our own strings reach markdown: the side letters come from these tables, the step is
     # formatted only when it is an int, and the turn's text and quote go through plain().
+    if turn.get("speaker") == "judge":
+        return _probe(turn, k, aid)
     side = {"a": "A", "b": "B"}.get(turn.get("speaker"), "?")
     other = {"A": "B", "B": "A"}.get(side, "?")
     with st.container(border=True, key=f"turn-{k}-{aid}"):

@@ -13,6 +13,8 @@ debaters' own, whose corpus holds turn demonstrations (`task=arguing`).
 - consultancy (open): the consultant argues for the pair's first answer, the answerer's own
   first sample (as if it had picked its side);
 - debate (best of N): the two sides argue (`protocols.debate.Debate`), the judge picks a winner;
+- interactive debate: the same, the judge testing one claimed step between rounds and both
+  sides reading what it found (with 2 rounds or more);
 - oracle: a judge that checks every step, on the same pairs (the ceiling).
 
 The policies write every answer and turn; nothing is trained. This is a measurement, so it reads
@@ -22,6 +24,7 @@ protocols' code it runs sees what it sees in training.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 import statistics
@@ -53,10 +56,12 @@ OVERRIDES = (
     "competence=2",
     "policy.max_new_tokens=96",
     "protocol=debate",
+    "protocol.rounds=2",
 )
 """The ladder's setting (Hydra overrides, before the command line's): long problems, a judge
-that checks two steps per answer, room for an 8-step answer; `protocol.*` sets the debate's
-rounds and best-of (the consultant argues as many rounds)."""
+that checks two steps per answer, room for an 8-step answer, two rounds so the interactive
+judge has a point between them to speak at; `protocol.*` sets the debate's rounds and best-of
+(the consultant argues as many rounds)."""
 
 
 @dataclass
@@ -161,10 +166,14 @@ def rungs(
         out.append(
             _rung(f"consultancy ({mode})", judge, harness, "argued", records(cases, verdicts))
         )
-    debates = debate.debate([Transcript(p, a, b) for p, a, b in pairs], speak)
-    verdicts = debate.judge(debates)
-    name = "debate" if debate.best_of == 1 else f"debate (best of {debate.best_of})"
-    out.append(_rung(name, judge, harness, "debate", records(debates, verdicts)))
+    best = "" if debate.best_of == 1 else f", best of {debate.best_of}"
+    for interactive in (False, True)[: 1 + (debate.rounds > 1)]:
+        arguing = copy.copy(debate)
+        arguing.interactive = interactive
+        debates = arguing.debate([Transcript(p, a, b) for p, a, b in pairs], speak)
+        verdicts = arguing.judge(debates)
+        name = f"{'interactive ' * interactive}debate{best}"
+        out.append(_rung(name, judge, harness, "debate", records(debates, verdicts)))
     truth = oracle.decide_both_ways(comparisons, ctx.rng)
     out.append(_rung("oracle", oracle, harness, "pair", records(comparisons, truth)))
     return out

@@ -80,6 +80,25 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """What the judge found when it checked one step between a debate's rounds (interactive
+    debate): both debaters read `text` before they speak again."""
+
+    side: int
+    """the answer checked: 0 for a, 1 for b"""
+    step: int
+    """the step checked (from 0)"""
+    quote: str
+    """the step as written in that answer"""
+    right: bool
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.side not in (0, 1):
+            raise ValueError(f"a probe's side is 0 (answer a) or 1 (answer b), got {self.side!r}")
+
+
+@dataclass(frozen=True)
 class Transcript(_Item):
     """A debate between the sides of answers a and b: which side wins."""
 
@@ -87,7 +106,8 @@ class Transcript(_Item):
     problem: PublicProblem
     a: str
     b: str
-    turns: tuple[Turn, ...] = ()
+    turns: tuple[Turn | Probe, ...] = ()
+    """the debaters' turns in order, with the judge's probes between rounds"""
 
 
 @dataclass(frozen=True)
@@ -111,7 +131,7 @@ def item_from_payload(kind: str, problem: PublicProblem, payload: Mapping[str, A
     if kind == Argued.kind:
         return Argued(problem, payload["answer"], tuple(payload["argument"]))
     if kind == Transcript.kind:
-        turns = tuple(Turn(**t) for t in payload["turns"])
+        turns = tuple(Probe(**t) if "side" in t else Turn(**t) for t in payload["turns"])
         return Transcript(problem, payload["a"], payload["b"], turns)
     if kind == SubAnswer.kind:
         return SubAnswer(problem, **payload)
@@ -125,7 +145,12 @@ def swapped(item: JudgeItem) -> JudgeItem:
             item, a=item.b, b=item.a, critique_a=item.critique_b, critique_b=item.critique_a
         )
     if isinstance(item, Transcript):
-        turns = tuple(replace(t, speaker=1 - t.speaker) for t in item.turns)
+        turns = tuple(
+            replace(t, side=1 - t.side)
+            if isinstance(t, Probe)
+            else replace(t, speaker=1 - t.speaker)
+            for t in item.turns
+        )
         return replace(item, a=item.b, b=item.a, turns=turns)
     return item
 
@@ -139,7 +164,7 @@ def verify_quotes(transcript: Transcript) -> Transcript:
     answers = (transcript.a, transcript.b)
     turns = tuple(
         t
-        if t.quote is None
+        if isinstance(t, Probe) or t.quote is None
         else replace(t, verified=bool(t.quote) and t.quote in answers[1 - t.speaker])
         for t in transcript.turns
     )
@@ -298,6 +323,17 @@ class Judge(ABC):
                 self.cost.labels += 1
                 self.cost.checks += o.outcome.checks
         return out
+
+    def ask(self, debates: Sequence[Transcript], rng: random.Random) -> list[Probe | None]:
+        """Between a debate's rounds: per debate, the one step the judge checks and tells both
+        sides about, or None (it asks nothing). Each probe costs a check, and comes out of the
+        budget the judge's decision has for that answer."""
+        out = self._probe([verify_quotes(d) for d in debates], rng)
+        self.cost.checks += sum(p is not None for p in out)
+        return out
+
+    def _probe(self, debates: list[Transcript], rng: random.Random) -> list[Probe | None]:
+        return [None] * len(debates)
 
     def reach(self) -> int | None:
         """The longest problem (in steps) it works out itself; None: any."""

@@ -38,6 +38,7 @@ from oversight.judges.base import (
     Judge,
     JudgeItem,
     Outcome,
+    Probe,
     SubAnswer,
     Transcript,
     Verdict,
@@ -76,7 +77,15 @@ def _content(item: JudgeItem) -> tuple[str, dict[str, Any]]:
             "b_critique": item.critique_b,
         }
     if isinstance(item, Transcript):
-        turns = [asdict(t) | {"speaker": "ab"[t.speaker]} for t in item.turns]
+        turns = [
+            asdict(t)
+            | (
+                {"speaker": "judge", "side": "ab"[t.side]}
+                if isinstance(t, Probe)
+                else {"speaker": "ab"[t.speaker]}
+            )
+            for t in item.turns
+        ]
         return "debate", shown | {"a": item.a, "b": item.b, "turns": turns}
     if isinstance(item, Argued):
         return "argued", shown | {"answer": item.answer, "argument": list(item.argument)}

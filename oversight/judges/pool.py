@@ -7,7 +7,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, TypeVar
 
 from oversight.checks import Rules, at_least, each, ensure, rule
-from oversight.judges.base import Failure, Judge, JudgeItem, JudgmentRecord, Outcome
+from oversight.judges.base import (
+    Failure,
+    Judge,
+    JudgeItem,
+    JudgmentRecord,
+    Outcome,
+    Probe,
+    Transcript,
+)
 from oversight.tasks import PublicProblem, Task
 
 T = TypeVar("T")
@@ -66,3 +74,6 @@ class RaterPool(Judge):
 
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         return self._spread(items, rng, lambda r, its, g: r._judge(its, g))
+
+    def _probe(self, debates: list[Transcript], rng: random.Random) -> list[Probe | None]:
+        return self._spread(debates, rng, lambda r, ds, g: r._probe(ds, g))

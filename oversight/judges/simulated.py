@@ -13,13 +13,17 @@ names), then its own order, from the top or at random. Then, per kind of item:
   with agreement with the user's belief raising the odds of accepting.
 
 Flip noise acts last, on every kind.
+
+Between a debate's rounds (interactive debate) the rater may probe: it checks the step the newest
+verified claim points at (one of the two sides' at random) and tells both debaters what it
+found. What it found stands in its decision, and the check comes out of that answer's budget.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -32,6 +36,7 @@ from oversight.judges.base import (
     JudgeItem,
     JudgmentRecord,
     Outcome,
+    Probe,
     SubAnswer,
     Transcript,
     Turn,
@@ -51,7 +56,7 @@ def flip(p: float, noise: float) -> float:
     return noise + (1.0 - 2.0 * noise) * p
 
 
-def contested(turns: Sequence[Turn]) -> tuple[list[int], list[int]]:
+def contested(turns: Sequence[Turn | Probe]) -> tuple[list[int], list[int]]:
     """The steps of a's and of b's answer the other side calls wrong, verified quotes first.
 
     A turn whose quote was found in the answer it attacks is the likeliest to point at a real
@@ -59,10 +64,20 @@ def contested(turns: Sequence[Turn]) -> tuple[list[int], list[int]]:
     """
     rank = {True: 0, None: 1, False: 2}
     steps: tuple[list[int], list[int]] = ([], [])
-    for t in sorted(turns, key=lambda t: rank[t.verified]):
+    claims = [t for t in turns if isinstance(t, Turn)]
+    for t in sorted(claims, key=lambda t: rank[t.verified]):
         if t.step is not None:
             steps[1 - t.speaker].append(t.step)
     return steps
+
+
+def probed(turns: Sequence[Turn | Probe]) -> tuple[dict[int, bool], dict[int, bool]]:
+    """What the judge's probes found, per answer: {step: right}."""
+    found: tuple[dict[int, bool], dict[int, bool]] = ({}, {})
+    for t in turns:
+        if isinstance(t, Probe):
+            found[t.side][t.step] = t.right
+    return found
 
 
 @dataclass
@@ -92,11 +107,16 @@ class SimulatedRater(Judge):
         first: Iterable[int],
         rng: random.Random,
         trust: float = 0.0,
+        known: Mapping[int, bool] | None = None,
     ) -> tuple[bool, int, bool]:
         """(an error found, checks spent, every step checked) for one answer, steps `first` first;
-        with probability `trust`, a flaw `first` names is taken as found, unchecked."""
+        with probability `trust`, a flaw `first` names is taken as found, unchecked; `known`:
+        steps already checked ({step: right}), which it does not check again nor has budget for."""
         first = list(first)
+        known = known or {}
         if first and trust and rng.random() < trust:
+            return True, 0, False
+        if not all(known.values()):
             return True, 0, False
         n = problem.difficulty
         order = list(range(n))
@@ -106,7 +126,8 @@ class SimulatedRater(Judge):
         # so a critic naming step 99 would otherwise sink a right answer.
         pointed = [i + n if i < 0 else i for i in first]
         order = list(dict.fromkeys([*(i for i in pointed if 0 <= i < n), *order]))
-        budget = len(order) if self.competence is None else self.competence
+        order = [i for i in order if i not in known]
+        budget = len(order) if self.competence is None else max(self.competence - len(known), 0)
         checks = 0
         for i in order[:budget]:
             checks += 1
@@ -122,9 +143,10 @@ class SimulatedRater(Judge):
         first: tuple[Iterable[int], Iterable[int]],
         rng: random.Random,
         trust: float = 0.0,
+        known: tuple[Mapping[int, bool], Mapping[int, bool]] = ({}, {}),
     ) -> Verdict:
-        wrong_a, checks_a, _ = self._check(problem, a, first[0], rng, trust)
-        wrong_b, checks_b, _ = self._check(problem, b, first[1], rng, trust)
+        wrong_a, checks_a, _ = self._check(problem, a, first[0], rng, trust, known[0])
+        wrong_b, checks_b, _ = self._check(problem, b, first[1], rng, trust, known[1])
         if wrong_a != wrong_b:
             p = 0.0 if wrong_a else 1.0
         else:
@@ -153,7 +175,8 @@ class SimulatedRater(Judge):
             first = (pointed_steps(item.critique_a), pointed_steps(item.critique_b))
             return self._pair(item.problem, item.a, item.b, first, rng, self.trust_critiques)
         if isinstance(item, Transcript):
-            return self._pair(item.problem, item.a, item.b, contested(item.turns), rng)
+            turns = item.turns
+            return self._pair(item.problem, item.a, item.b, contested(turns), rng, 0, probed(turns))
         if isinstance(item, Argued):
             first = [i for turn in item.argument for i in pointed_steps(turn)]
             return self._single(item.problem, item.answer, first, rng)
@@ -163,6 +186,30 @@ class SimulatedRater(Judge):
 
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         return [self._one(it, rng) for it in items]
+
+    def _probe(self, debates: list[Transcript], rng: random.Random) -> list[Probe | None]:
+        return [self._probe_one(d, rng) for d in debates]
+
+    def _probe_one(self, debate: Transcript, rng: random.Random) -> Probe | None:
+        """Check the step the newest verified claim against each answer points at, if not
+        checked yet and that answer's budget allows; one of the two at random."""
+        n = debate.problem.difficulty
+        known = probed(debate.turns)
+        written = (self.task.steps(debate.a), self.task.steps(debate.b))
+        claims: dict[int, int] = {}  # the answer attacked: the step, newest claim
+        for t in debate.turns:
+            if isinstance(t, Turn) and t.verified and t.step is not None and -n <= t.step < n:
+                side, step = 1 - t.speaker, t.step % n
+                left = self.competence is None or len(known[side]) < self.competence
+                if step not in known[side] and step < len(written[side]) and left:
+                    claims[side] = step
+        if not claims:
+            return None
+        side = rng.choice(sorted(claims))
+        step = claims[side]
+        right = self.verifier.check_step(debate.problem, (debate.a, debate.b)[side], step)
+        quote = written[side][step]
+        return Probe(side, step, quote, right, self.task.probe_text(quote, right))
 
     def reach(self) -> int | None:
         return self.competence

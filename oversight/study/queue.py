@@ -89,6 +89,11 @@ def _other(side: Any) -> Any:
     return {"a": "b", "b": "a"}.get(side, side)
 
 
+def _side(turn: dict[str, Any]) -> dict[str, Any]:
+    """A judge's probe names the answer it tested: swapped with the sides."""
+    return {"side": _other(turn["side"])} if "side" in turn else {}
+
+
 def _displayed(payload: dict[str, Any], swapped: bool) -> dict[str, Any]:
     """Swap every a/b-keyed field (a, b, a_critique, b_critique, ...) and every debate turn's
     speaker for this judge."""
@@ -101,7 +106,7 @@ def _displayed(payload: dict[str, Any], swapped: bool) -> dict[str, Any]:
         elif k.startswith(("a_", "b_")):
             k = _other(k[0]) + k[1:]
         elif k == "turns":
-            v = [{**t, "speaker": _other(t.get("speaker"))} for t in v]
+            v = [{**t, "speaker": _other(t.get("speaker"))} | _side(t) for t in v]
         out[k] = v
     return out
 

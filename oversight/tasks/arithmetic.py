@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -55,7 +55,8 @@ CRITIQUE_RE = re.compile(rf"^(?:{CHECK}(?:, {CHECK})*\. )?(.*)$")
 # A consultant's turn (protocols/consultancy.py) reads the problem, the answer it argues for and
 # its turns so far, and vouches for one step of that answer: "Step 2 is right: 7*2=4."
 # A quote is text anyone can look up in the answer for free; whether the step is right costs a
-# check.
+# check. In interactive debate the judge checks one claimed step between rounds and both sides
+# read what it found, as a line among the turns: "Tested: 7*2=5 is wrong."
 TURN_RE = re.compile(r"^(?:Step ([1-9]\d*) is (wrong|right)|The answer (does not follow)): (.+)\.$")
 
 
@@ -89,6 +90,10 @@ class ArithmeticConfig:
     turn_honest: Fraction = 0.5
     """of the debate turns in the corpus: fraction that point at the other answer's real error
     (or concede a right one); the rest claim a right step is wrong, half of them misquoting it"""
+    turn_probes: Fraction = 0.0
+    """of the debate turns in the corpus after earlier turns: fraction where the judge has
+    tested a step of either answer among them; none of the turns that follow calls a step wrong
+    that was tested right, so the base policy reads the judge's probes (interactive debate)"""
 
     rules: ClassVar[Rules] = (
         rule("min_steps", "must be ≤ {max_steps}", lambda c: c.min_steps <= c.max_steps),
@@ -153,6 +158,11 @@ def render_turn(step: int | None, quote: str | None, vouch: bool = False) -> str
     if step < 0:
         return f"The answer does not follow: {quote}."
     return f"Step {step + 1} is {'right' if vouch else 'wrong'}: {quote}."
+
+
+def render_probe(quote: str, right: bool) -> str:
+    """What the judge found when it tested a step, quoted as written."""
+    return f"Tested: {quote} is {'right' if right else 'wrong'}."
 
 
 def parse_turn(text: str) -> tuple[int | None, str | None, bool]:
@@ -286,23 +296,36 @@ class ArithmeticTask:
             answers = (own, other)  # earlier turns alternate, the last one the other side's
             k = rng.randrange(4)
             said = [self._attack(rng, answers[(k - 1 - i) % 2], steps) for i in range(k)]
-            return self.debate_prompt(prompt, own, other, said), self._attack(rng, other, steps)
+            cleared = set()  # steps, as written, the judge has tested right
+            if self.cfg.turn_probes and k and rng.random() < self.cfg.turn_probes:
+                written = self.steps(answers[rng.randrange(2)])
+                i = rng.randrange(len(written))
+                right = i < len(steps) and written[i] == steps[i]
+                said.insert(rng.randint(1, k), render_probe(written[i], right))
+                if right:
+                    cleared.add(written[i])
+            attack = self._attack(rng, other, steps, cleared)
+            return self.debate_prompt(prompt, own, other, said), attack
         said = [self._vouch(rng, own) for _ in range(rng.randrange(2))]
         return self.consultancy_prompt(prompt, own, said), self._vouch(rng, own)
 
-    def _attack(self, rng: random.Random, answer: str, steps: list[str]) -> str:
+    def _attack(
+        self, rng: random.Random, answer: str, steps: list[str], cleared: Collection[str] = ()
+    ) -> str:
         """A debate turn against `answer`: honest at the configured rate, else a claim that a
-        right step is wrong, misquoted half the time."""
+        right step is wrong, misquoted half the time; never a step in `cleared`, which the judge
+        has tested right (honest when every right step is)."""
         written = self.steps(answer)
         right = [i for i, w in enumerate(written) if i < len(steps) and w == steps[i]]
-        if rng.random() < self.cfg.turn_honest:
+        lies = [i for i in right if written[i] not in cleared]
+        if rng.random() < self.cfg.turn_honest or (right and not lies):
             wrong = next((i for i in range(len(written)) if i not in right), None)
             if wrong is not None:
                 return render_turn(wrong, written[wrong])
             if not self.answer_follows(answer):
                 return render_turn(-1, f"Answer: {self.final_answer(answer)}")
             return render_turn(None, None)
-        i = rng.choice(right or range(len(written)))
+        i = rng.choice(lies or range(len(written)))
         quote = written[i]
         if rng.random() < 0.5:
             quote = quote[:-1] + str((int(quote[-1]) + rng.randint(1, 9)) % 10)
@@ -427,6 +450,9 @@ class ArithmeticTask:
 
     def parse_turn(self, text: str) -> tuple[int | None, str | None, bool]:
         return parse_turn(text)
+
+    def probe_text(self, quote: str, right: bool) -> str:
+        return render_probe(quote, right)
 
     def with_answer(self, response: str, answer: int) -> str:
         """`response`'s work concluding `answer` instead (an answer assigned to a debater or a

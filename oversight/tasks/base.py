@@ -94,6 +94,10 @@ class Task(TypingProtocol):
         """A worked answer with these steps (what a judge writes when it answers itself)."""
         ...
 
+    def probe_text(self, quote: str, right: bool) -> str:
+        """What a judge says it found when it tested a step (`quote`, as written) mid-debate."""
+        ...
+
     def attention_checks(self, n: int, seed: int) -> list[tuple[PublicProblem, str, str]]:
         """Up to n (problem, right answer, wrong answer) that a careful judge always gets right.
 
