@@ -295,6 +295,7 @@ def test_each_kind_has_a_renderer_that_shows_model_text_literally(store):
         {"speaker": "a", "text": INJECTION, "step": 1, "quote": "2+2", "verified": True},
         {"speaker": "b", "text": "no", "step": None, "quote": INJECTION, "verified": False},
         {"speaker": "a", "text": "last", "step": None, "quote": None, "verified": None},
+        {"speaker": "judge", "side": "a", "step": 0, "quote": "1+1", "right": True, "text": "t"},
     ]
     kinds = {
         "critique_pairwise": {"prompt": "p", "a": INJECTION, "b": "2", "a_critique": None},
@@ -329,6 +330,8 @@ def test_each_kind_has_a_renderer_that_shows_model_text_literally(store):
             assert f"Says step 2 of answer {other} is wrong." in notes
             assert f"Quote checked: it appears word for word in answer {other}." in notes
             assert f"Quote checked: it does NOT appear in answer {speaks}." in notes
+            # the judge's probe names the answer it tested as displayed: a's is shown as `speaks`
+            assert f"**Checked between rounds: step 1 of answer {speaks} is right**" in rendered
         if item.kind in ("argued", "subquestion"):
             assert not [b for b in at.button if b.key == f"pick-a-{a.id}"]
             at.pills(key=f"confidence-{a.id}").set_value("Fairly sure").run()

@@ -241,6 +241,14 @@ def test_debate_and_argued_items_in_a_real_browser(app_server, browser, task):
             "verified": True,
         },
         {"speaker": "b", "text": INJECTION, "step": 1, "quote": "7*7=7", "verified": False},
+        {
+            "speaker": "judge",
+            "side": "b",
+            "step": 0,
+            "quote": wrong[0],
+            "right": False,
+            "text": "t",
+        },
     ]
     sid = study.ensure_study(engine, "browser-kinds", overlap=1)
     study.post_items(
@@ -262,6 +270,7 @@ def test_debate_and_argued_items_in_a_real_browser(app_server, browser, task):
     sign_in(browser, base, study.issue_token(engine, "alice"))
     wait_for(browser, "//h3[contains(., 'Judge a debate')]")
     wait_for(browser, "//*[contains(., 'it does NOT appear in answer')]")
+    wait_for(browser, "//*[contains(., 'Checked between rounds: step 1 of answer')]")
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "<script>alert('pwned')</script>" in body
     assert not browser.find_elements(By.CSS_SELECTOR, "a[href*='evil'], img[src*='evil']")
