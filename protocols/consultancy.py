@@ -9,6 +9,9 @@ judge accepts or rejects it. The baseline debate is measured against.
 2. `rounds` turns, each reading the answer and the turns so far, vouching for one step of the
    answer ("Step 2 is right: 7*2=4.", oversight/tasks/arithmetic.py). The judge checks the
    steps the argument names first, then reads on as far as its budget goes.
+   `interactive`: between rounds the judge asks about one step of its own choosing, checks
+   it, and the consultant reads what it found (`Judge.ask`), so not every check goes where the
+   consultant points.
 3. Reward: accepted +1, rejected -1 (`soft`: 2p - 1), to every turn and to a chosen answer.
 
 A consultant of a wrong answer gains by naming right steps: the judge's checks go to them and
@@ -41,6 +44,8 @@ class Consultancy(Protocol):
     """argue for its own answer, or for its own or another, 50/50"""
     soft: bool = False
     """reward 2p - 1 from the judge's soft verdict instead of +-1"""
+    interactive: bool = False
+    """between rounds the judge checks one step of its choosing and says what it found"""
 
     name = "consultancy"
     kind = "argued"
@@ -50,9 +55,20 @@ class Consultancy(Protocol):
         samples for case j belong to `ids[j]`."""
         text = self.ctx.text
         assert text is not None
-        for _ in range(self.rounds):
+        for r in range(self.rounds):
+            if self.interactive and r > 0:
+                probes = self.ctx.judge.ask(cases, self.ctx.rng)
+                cases = [
+                    c if p is None else Argued(c.problem, c.answer, (*c.argument, p))
+                    for c, p in zip(cases, probes, strict=True)
+                ]
             prompts = [
-                text.consultancy_prompt(c.problem.prompt, c.answer, c.argument) for c in cases
+                text.consultancy_prompt(
+                    c.problem.prompt,
+                    c.answer,
+                    [t if isinstance(t, str) else t.text for t in c.argument],
+                )
+                for c in cases
             ]
             said = speak(prompts, ids)
             cases = [

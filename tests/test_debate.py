@@ -4,6 +4,7 @@ that the answer order cannot sway, quotes, precommitment."""
 import random
 
 from oversight.judges import (
+    Argued,
     Probe,
     SimulatedRater,
     Transcript,
@@ -16,6 +17,7 @@ from oversight.judges import (
 from oversight.tasks import ArithmeticConfig, ArithmeticTask, PublicText
 from oversight.tasks.arithmetic import parse_turn, render_probe, render_response, render_turn
 from protocols.base import ProtocolContext, Speaker, Turns
+from protocols.consultancy import Consultancy
 from protocols.debate import Debate
 from tests.helpers import correct_response, wrong_first_step
 
@@ -214,6 +216,40 @@ def test_what_a_probe_found_stands_in_the_decision_and_spends_the_budget(task):
         (v,) = judge.decide_both_ways([item], random.Random(0))
         assert isinstance(v, Verdict) and v.prefers_a == a_wins and v.checks == 2
     assert item_from_payload(t.kind, p, t.payload()) == t
+
+
+def test_a_consultants_judge_asks_about_a_step_of_its_own_choosing(task):
+    """A consultant of a wrong answer vouches for right steps; deciding at the end, a budget-2
+    judge spends both checks where it points. Asking between rounds, it checks the first step
+    itself, where the error is, and rejects."""
+    prompts: list[str] = []
+
+    def generate(asked: list[str]) -> list[str]:
+        prompts.extend(asked)
+        out = []
+        for q in asked:  # step 4 in round 1, step 5 in round 2
+            i = 3 + q.count(" is right: ")
+            out.append(render_turn(i, task.steps(q.split("\n")[1])[i], vouch=True))
+        return out
+
+    problems = long_problems(task, 10)
+    start = [Argued(p, wrong_first_step(task, p)) for p in problems]
+    accepted = {}
+    for interactive in (False, True):
+        judge = SimulatedRater(name="j", competence=2)
+        judge.attach(task)
+        consult = Consultancy(rounds=2, interactive=interactive)
+        consult.ctx = ctx_for(task, judge, generate)
+        cases = consult.argue(start, Speaker(consult.ctx, train=False), list(range(10)))
+        verdicts = consult.judge(cases)
+        accepted[interactive] = [v.prob_a for v in verdicts if isinstance(v, Verdict)]
+        # asking: one check, which finds the error and decides
+        assert judge.cost.checks == (1 if interactive else 2) * 10
+    assert accepted[False] == [0.5] * 10  # both checks on vouched right steps: a coin
+    assert accepted[True] == [0.0] * 10
+    probes = [t for c in cases for t in c.argument if isinstance(t, Probe)]
+    assert [(p.step, p.right) for p in probes] == [(0, False)] * 10
+    assert all(p.text in q for p, q in zip(probes, prompts[-10:], strict=True))
 
 
 def test_a_frozen_opponent_speaks_for_b_and_never_trains(task):

@@ -165,14 +165,14 @@ QUOTE_NOTES = {
 """what the check of a turn's quote found, under the quote (checked by the software, for free)"""
 
 
-def _probe(turn: dict, k: int, aid: int) -> None:
-    # The judge's own check between rounds (interactive debate), drawn apart from the debaters'.
-    side = {"a": "A", "b": "B"}.get(turn.get("side"), "?")
+def _probe(turn: dict, k: int, aid: int, whose: str | None = None) -> None:
+    # The judge's own check between rounds (interactive mode), drawn apart from what was argued.
+    whose = whose or "answer " + {"a": "A", "b": "B"}.get(turn.get("side"), "?")
     step = turn.get("step")
     which = f"step {step + 1}" if isinstance(step, int) and not isinstance(step, bool) else "a step"
     found = "right" if turn.get("right") is True else "wrong"
     with st.container(border=True, key=f"probe-{k}-{aid}"):
-        st.markdown(f"**Checked between rounds: {which} of answer {side} is {found}**")
+        st.markdown(f"**Checked between rounds: {which} of {whose} is {found}**")
         plain(turn.get("quote", ""))
 
 
@@ -225,6 +225,9 @@ class Consultancy:
         section("Question", p.get("prompt", ""), key=f"question-{aid}")
         section("Answer", p.get("answer", ""), key=f"answer-{aid}")
         for k, text in enumerate(p.get("argument") or []):
+            if isinstance(text, dict):  # the judge's probe between rounds
+                _probe(text, k, aid, whose="the answer")
+                continue
             section(f"Argument, part {k + 1}", text, key=f"argument-{k}-{aid}")
         return accept_or_reject(item, "Is this answer correct?")
 

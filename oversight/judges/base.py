@@ -51,13 +51,33 @@ class Comparison(_Item):
 
 
 @dataclass(frozen=True)
+class Probe:
+    """What the judge found when it checked one step between rounds of a debate or a consultancy
+    (interactive mode): the debaters, or the consultant, read `text` before they speak again."""
+
+    side: int
+    """the answer checked: 0 for a (a consultant's answer), 1 for b"""
+    step: int
+    """the step checked (from 0)"""
+    quote: str
+    """the step as written in that answer"""
+    right: bool
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.side not in (0, 1):
+            raise ValueError(f"a probe's side is 0 (answer a) or 1 (answer b), got {self.side!r}")
+
+
+@dataclass(frozen=True)
 class Argued(_Item):
     """One answer and the turns of the argument for it, to accept or reject (consultancy)."""
 
     kind: ClassVar[str] = "argued"
     problem: PublicProblem
     answer: str
-    argument: tuple[str, ...] = ()
+    argument: tuple[str | Probe, ...] = ()
+    """the consultant's turns in order, with the judge's probes between rounds"""
 
 
 @dataclass(frozen=True)
@@ -77,25 +97,6 @@ class Turn:
     def __post_init__(self) -> None:
         if self.speaker not in (0, 1):
             raise ValueError(f"a turn's speaker is 0 (a's side) or 1 (b's), got {self.speaker!r}")
-
-
-@dataclass(frozen=True)
-class Probe:
-    """What the judge found when it checked one step between a debate's rounds (interactive
-    debate): both debaters read `text` before they speak again."""
-
-    side: int
-    """the answer checked: 0 for a, 1 for b"""
-    step: int
-    """the step checked (from 0)"""
-    quote: str
-    """the step as written in that answer"""
-    right: bool
-    text: str
-
-    def __post_init__(self) -> None:
-        if self.side not in (0, 1):
-            raise ValueError(f"a probe's side is 0 (answer a) or 1 (answer b), got {self.side!r}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def item_from_payload(kind: str, problem: PublicProblem, payload: Mapping[str, A
     if kind == Comparison.kind:
         return Comparison(problem, **payload)
     if kind == Argued.kind:
-        return Argued(problem, payload["answer"], tuple(payload["argument"]))
+        argument = (Probe(**t) if isinstance(t, dict) else t for t in payload["argument"])
+        return Argued(problem, payload["answer"], tuple(argument))
     if kind == Transcript.kind:
         turns = tuple(Probe(**t) if "side" in t else Turn(**t) for t in payload["turns"])
         return Transcript(problem, payload["a"], payload["b"], turns)
@@ -324,16 +326,16 @@ class Judge(ABC):
                 self.cost.checks += o.outcome.checks
         return out
 
-    def ask(self, debates: Sequence[Transcript], rng: random.Random) -> list[Probe | None]:
-        """Between a debate's rounds: per debate, the one step the judge checks and tells both
-        sides about, or None (it asks nothing). Each probe costs a check, and comes out of the
-        budget the judge's decision has for that answer."""
-        out = self._probe([verify_quotes(d) for d in debates], rng)
+    def ask(self, items: Sequence[Transcript | Argued], rng: random.Random) -> list[Probe | None]:
+        """Between rounds of a debate or a consultancy: per item, the one step the judge checks
+        and tells the speakers about, or None (it asks nothing). Each probe costs a check, and
+        comes out of the budget the judge's decision has for that answer."""
+        out = self._probe([_verified(it) for it in items], rng)
         self.cost.checks += sum(p is not None for p in out)
         return out
 
-    def _probe(self, debates: list[Transcript], rng: random.Random) -> list[Probe | None]:
-        return [None] * len(debates)
+    def _probe(self, items: list[JudgeItem], rng: random.Random) -> list[Probe | None]:
+        return [None] * len(items)
 
     def reach(self) -> int | None:
         """The longest problem (in steps) it works out itself; None: any."""

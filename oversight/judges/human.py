@@ -65,6 +65,11 @@ def _meta(p: PublicProblem) -> dict[str, object]:
     return {"problem_id": p.id, "difficulty": p.difficulty, "belief": p.belief}
 
 
+def _probe(probe: Probe) -> dict[str, Any]:
+    """A judge's probe as the study shows it: said by the judge, about answer "a" or "b"."""
+    return asdict(probe) | {"speaker": "judge", "side": "ab"[probe.side]}
+
+
 def _content(item: JudgeItem) -> tuple[str, dict[str, Any]]:
     """The item's kind in the study and what its judges see."""
     shown: dict[str, Any] = {"prompt": item.problem.prompt}
@@ -78,17 +83,13 @@ def _content(item: JudgeItem) -> tuple[str, dict[str, Any]]:
         }
     if isinstance(item, Transcript):
         turns = [
-            asdict(t)
-            | (
-                {"speaker": "judge", "side": "ab"[t.side]}
-                if isinstance(t, Probe)
-                else {"speaker": "ab"[t.speaker]}
-            )
+            _probe(t) if isinstance(t, Probe) else asdict(t) | {"speaker": "ab"[t.speaker]}
             for t in item.turns
         ]
         return "debate", shown | {"a": item.a, "b": item.b, "turns": turns}
     if isinstance(item, Argued):
-        return "argued", shown | {"answer": item.answer, "argument": list(item.argument)}
+        argument = [_probe(t) if isinstance(t, Probe) else t for t in item.argument]
+        return "argued", shown | {"answer": item.answer, "argument": argument}
     if isinstance(item, SubAnswer):
         return "subquestion", shown | {"answer": item.answer}
     raise TypeError(f"not a judge item: {item!r}")

@@ -14,7 +14,6 @@ from oversight.judges.base import (
     JudgmentRecord,
     Outcome,
     Probe,
-    Transcript,
 )
 from oversight.tasks import PublicProblem, Task
 
@@ -75,5 +74,5 @@ class RaterPool(Judge):
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         return self._spread(items, rng, lambda r, its, g: r._judge(its, g))
 
-    def _probe(self, debates: list[Transcript], rng: random.Random) -> list[Probe | None]:
-        return self._spread(debates, rng, lambda r, ds, g: r._probe(ds, g))
+    def _probe(self, items: list[JudgeItem], rng: random.Random) -> list[Probe | None]:
+        return self._spread(items, rng, lambda r, its, g: r._probe(its, g))

@@ -14,9 +14,10 @@ names), then its own order, from the top or at random. Then, per kind of item:
 
 Flip noise acts last, on every kind.
 
-Between a debate's rounds (interactive debate) the rater may probe: it checks the step the newest
-verified claim points at (one of the two sides' at random) and tells both debaters what it
-found. What it found stands in its decision, and the check comes out of that answer's budget.
+Between rounds (interactive mode) the rater may probe: in a debate it checks the step the newest
+verified claim points at (one of the two sides' at random), in a consultancy the next step by its
+own order, and says what it found. What it found stands in its decision, and the check comes out
+of that answer's budget.
 """
 
 from __future__ import annotations
@@ -71,8 +72,9 @@ def contested(turns: Sequence[Turn | Probe]) -> tuple[list[int], list[int]]:
     return steps
 
 
-def probed(turns: Sequence[Turn | Probe]) -> tuple[dict[int, bool], dict[int, bool]]:
-    """What the judge's probes found, per answer: {step: right}."""
+def probed(turns: Sequence[Turn | Probe | str]) -> tuple[dict[int, bool], dict[int, bool]]:
+    """What the judge's probes among a debate's or an argument's turns found, per answer:
+    {step: right}."""
     found: tuple[dict[int, bool], dict[int, bool]] = ({}, {})
     for t in turns:
         if isinstance(t, Probe):
@@ -159,9 +161,14 @@ class SimulatedRater(Judge):
         return Verdict(p, rng.random() < p, self.name, checks_a + checks_b)
 
     def _single(
-        self, problem: PublicProblem, answer: str, first: Iterable[int], rng: random.Random
+        self,
+        problem: PublicProblem,
+        answer: str,
+        first: Iterable[int],
+        rng: random.Random,
+        known: Mapping[int, bool] | None = None,
     ) -> Verdict:
-        wrong, checks, whole = self._check(problem, answer, first, rng)
+        wrong, checks, whole = self._check(problem, answer, first, rng, 0.0, known)
         if wrong or whole:
             p = 0.0 if wrong else 1.0
         else:
@@ -178,8 +185,10 @@ class SimulatedRater(Judge):
             turns = item.turns
             return self._pair(item.problem, item.a, item.b, contested(turns), rng, 0, probed(turns))
         if isinstance(item, Argued):
-            first = [i for turn in item.argument for i in pointed_steps(turn)]
-            return self._single(item.problem, item.answer, first, rng)
+            said = [t for t in item.argument if isinstance(t, str)]
+            first = [i for turn in said for i in pointed_steps(turn)]
+            known = probed(item.argument)[0]
+            return self._single(item.problem, item.answer, first, rng, known)
         if isinstance(item, SubAnswer):
             return self._single(item.problem, item.answer, (), rng)
         return unsupported(item, self.name)
@@ -187,10 +196,32 @@ class SimulatedRater(Judge):
     def _judge(self, items: list[JudgeItem], rng: random.Random) -> list[Outcome]:
         return [self._one(it, rng) for it in items]
 
-    def _probe(self, debates: list[Transcript], rng: random.Random) -> list[Probe | None]:
-        return [self._probe_one(d, rng) for d in debates]
+    def _probe(self, items: list[JudgeItem], rng: random.Random) -> list[Probe | None]:
+        return [
+            self._probe_debate(it, rng)
+            if isinstance(it, Transcript)
+            else self._probe_argued(it, rng)
+            if isinstance(it, Argued)
+            else None
+            for it in items
+        ]
 
-    def _probe_one(self, debate: Transcript, rng: random.Random) -> Probe | None:
+    def _probe_argued(self, item: Argued, rng: random.Random) -> Probe | None:
+        """The judge's question to a consultant: the next step by its own order (not one the
+        consultant named), checked, while its budget for the answer allows."""
+        known = probed(item.argument)[0]
+        written = self.task.steps(item.answer)
+        order = list(range(min(item.problem.difficulty, len(written))))
+        if self.check_order == "random":
+            rng.shuffle(order)
+        left = [i for i in order if i not in known]
+        if not left or (self.competence is not None and len(known) >= self.competence):
+            return None
+        step = left[0]
+        right = self.verifier.check_step(item.problem, item.answer, step)
+        return Probe(0, step, written[step], right, self.task.probe_text(written[step], right))
+
+    def _probe_debate(self, debate: Transcript, rng: random.Random) -> Probe | None:
         """Check the step the newest verified claim against each answer points at, if not
         checked yet and that answer's budget allows; one of the two at random."""
         n = debate.problem.difficulty
