@@ -28,6 +28,7 @@ import copy
 import json
 import random
 import statistics
+import textwrap
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -202,14 +203,13 @@ def plot(summary: list[dict[str, Any]], title: str, path: Path) -> None:
 
     fig = Figure(figsize=(7, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    names = [s["rung"] for s in summary]
+    names = [textwrap.fill(s["rung"], 14) for s in summary]
     means = [s["accuracy"] or 0.0 for s in summary]
     ax.bar(names, means, yerr=[s["sd"] for s in summary], capsize=4, color="tab:blue")
     for i, m in enumerate(means):
         ax.text(i + 0.1, m + 0.02, f"{m:.2f}", ha="left")  # beside the error bar
     ax.axhline(0.5, color="grey", lw=0.8, ls="--")
     ax.set(ylim=(0, 1.1), ylabel="judge accuracy (beyond)", title=title)
-    ax.tick_params(axis="x", labelrotation=15)
     fig.savefig(path, dpi=120)
 
 
@@ -244,7 +244,8 @@ def ladder(
     }
     (out / "ladder.json").write_text(json.dumps(record, indent=2))
     title = (
-        f"{setting['steps']}-step problems, judge competence {cfg.competence}, {len(seeds)} seeds"
+        f"{setting['steps']}-step problems, judge competence {cfg.competence}, "
+        f"{setting['rounds']} rounds, best of {setting['best_of']}, {len(seeds)} seeds"
     )
     plot(summary, title, out / "ladder.png")
     return summary
