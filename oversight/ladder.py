@@ -22,13 +22,22 @@ from oversight.experiment.config import register
 from oversight.experiment.judge_ladder import OVERRIDES, ladder
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The command line; Hydra overrides (key=value) may stand anywhere, even after `--seeds`'
+    list, which argparse alone would read them into."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("overrides", nargs="*", help="Hydra overrides (after the ladder's own)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--problems", type=int, default=512, help="problems drawn per seed")
     ap.add_argument("--out", type=Path, default=None, help="default: outputs/ladder/DATE_TIME")
-    args = ap.parse_args(argv)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]
+    args = ap.parse_args([a for a in argv if a not in overrides])
+    args.overrides = [*overrides, *args.overrides]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(sys.argv[1:] if argv is None else argv)
     out = args.out or Path("outputs/ladder") / time.strftime("%Y-%m-%d_%H-%M-%S")
     register()
 

@@ -14,6 +14,7 @@ from test_debate import ctx_for
 from oversight.experiment.harness import Harness
 from oversight.experiment.judge_ladder import OVERRIDES, Rung, ladder, rungs, summarise
 from oversight.judges import SimulatedRater
+from oversight.ladder import parse
 from oversight.tasks.arithmetic import render_response, render_turn
 from protocols.debate import Debate
 
@@ -114,3 +115,11 @@ def test_ladder_end_to_end(tmp_path: Path, cache_dir: Path):
         assert by["naive"]["checks_per_item"] <= 4
         assert by["oracle"]["checks_per_item"] >= by["naive"]["checks_per_item"]
     assert record["setting"]["steps"] == "2-3" and record["setting"]["seeds"] == [0, 1]
+
+
+def test_the_command_line_takes_overrides_anywhere():
+    args = parse(["--seeds", "0", "3", "judge.noise=0", "--problems", "8", "protocol.best_of=4"])
+    assert args.seeds == [0, 3] and args.problems == 8
+    assert args.overrides == ["judge.noise=0", "protocol.best_of=4"]
+    with pytest.raises(SystemExit):
+        parse(["--seeds", "zero"])

@@ -4,8 +4,10 @@ with two debaters, and as the oracle, on the same answer pairs (Khan et al. 2024
 Per seed: two samples per problem commit to answers (when they agree, the second is the first's
 work concluding another answer, as debate's `agree=assign`); the pairs where one answer is
 right, by right work, and the other wrong are the ones every rung decides. The answers come from
-the base model of the plain corpus (the policy every other protocol trains); the turns from the
-debaters' own, whose corpus holds turn demonstrations (`task=arguing`).
+a base model of the plain corpus (the kind every other protocol trains); the turns from the
+debaters' own, whose corpus holds turn demonstrations (`task=arguing`). Both are pre-trained on
+the ladder's own setting (the corpus draws its problems from task.min_steps..task.max_steps), so
+they are not the default run's base models.
 
 - naive: the judge compares the two answers, both ways round;
 - consultancy (assigned): a consultant argues for one answer of the pair, drawn 50/50; the judge
@@ -113,7 +115,7 @@ def climb(cfg: DictConfig, problems: int, device: torch.device) -> list[Rung]:
     base, tok, _ = base_model(policy_cfg, task, task_cfg, device, debate.alphabet)
     sample = Sampler(base, tok, policy_cfg, device, cfg.seed)
     debate.setup(protocol_context(cfg, task, judge, base, tok, device, sample))
-    # The answers come from the base model of the plain corpus, which every other protocol
+    # The answers come from a base model of the plain corpus, the kind every other protocol
     # trains: the arguing base model writes few right answers to long problems (docs/design.md).
     plain_cfg = {**task_cfg, "corpus_turns": 0.0}
     plain, plain_tok, _ = base_model(policy_cfg, build_task(plain_cfg), plain_cfg, device)
