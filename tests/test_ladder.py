@@ -12,7 +12,7 @@ from helpers import TINY, composed, correct_response
 from test_debate import ctx_for
 
 from oversight.experiment.harness import Harness
-from oversight.experiment.judge_ladder import OVERRIDES, Rung, ladder, rungs, summarise
+from oversight.experiment.judge_ladder import OVERRIDES, Rung, ladder, rungs, strength, summarise
 from oversight.judges import SimulatedRater
 from oversight.ladder import parse
 from oversight.tasks.arithmetic import render_response, render_turn
@@ -118,8 +118,28 @@ def test_ladder_end_to_end(tmp_path: Path, cache_dir: Path):
 
 
 def test_the_command_line_takes_overrides_anywhere():
-    args = parse(["--seeds", "0", "3", "judge.noise=0", "--problems", "8", "protocol.best_of=4"])
-    assert args.seeds == [0, 3] and args.problems == 8
-    assert args.overrides == ["judge.noise=0", "protocol.best_of=4"]
+    args = parse(["--seeds", "0", "3", "judge.noise=0", "--problems", "8", "protocol.rounds=3"])
+    assert args.seeds == [0, 3] and args.problems == 8 and args.best_of is None
+    assert args.overrides == ["judge.noise=0", "protocol.rounds=3"]
+    assert parse(["--best-of", "1", "4", "judge.noise=0"]).best_of == [1, 4]
     with pytest.raises(SystemExit):
         parse(["--seeds", "zero"])
+
+
+def test_strength_lines_follow_each_debate_rung_across_best_of(tmp_path: Path):
+    def summary(n: int, debate: float) -> list[dict]:
+        best = "" if n == 1 else f", best of {n}"
+        return [
+            {"rung": "naive", "accuracy": 0.7, "sd": 0.0},
+            {"rung": f"debate{best}", "accuracy": debate, "sd": 0.02},
+            {"rung": f"interactive debate{best}", "accuracy": debate + 0.01, "sd": 0.02},
+            {"rung": "oracle", "accuracy": 1.0, "sd": 0.0},
+        ]
+
+    record = strength({4: summary(4, 0.9), 1: summary(1, 0.8)}, tmp_path / "strength.png")
+    assert record["best_of"] == [1, 4]
+    assert record["rungs"]["debate"] == [0.8, 0.9]
+    assert record["rungs"]["interactive debate"] == pytest.approx([0.81, 0.91])
+    assert record["rungs"]["naive"] == [0.7, 0.7]
+    assert (tmp_path / "strength.png").stat().st_size > 0
+    assert json.loads((tmp_path / "strength.json").read_text()) == record

@@ -215,6 +215,40 @@ def plot(summary: list[dict[str, Any]], title: str, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def strength(by_n: dict[int, list[dict[str, Any]]], path: Path) -> dict[str, Any]:
+    """Judge accuracy against the debaters' best-of-N (`by_n`: N -> that ladder's summary),
+    debate's rungs as lines, naive and oracle as the levels they hold at every N; written to
+    `path` (a plot) and beside it as strength.json."""
+    from matplotlib.figure import Figure
+
+    ns = sorted(by_n)
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for n in ns:
+        for s in by_n[n]:
+            name = s["rung"].split(", best of")[0]
+            lines.setdefault(name, []).append((s["accuracy"] or 0.0, s["sd"]))
+    fig = Figure(figsize=(5.5, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for name, points in lines.items():
+        mean, sd = zip(*points, strict=True)
+        if "debate" in name:
+            ax.errorbar(ns, mean, yerr=sd, marker="o", capsize=3, label=name)
+        elif name in ("naive", "oracle"):
+            ax.axhline(
+                statistics.fmean(mean), ls="--", lw=1, color="grey" if name == "naive" else "k"
+            )
+            ax.text(ns[0], statistics.fmean(mean) + 0.01, name, fontsize=8)
+    ax.set_xscale("log", base=2)
+    ax.minorticks_off()
+    ax.set(xticks=ns, xticklabels=[str(n) for n in ns], ylim=(0.4, 1.05))
+    ax.set(xlabel="debaters' best of N per turn", ylabel="judge accuracy (beyond)")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.savefig(path, dpi=120)
+    record = {"best_of": ns, "rungs": {k: [m for m, _ in v] for k, v in lines.items()}}
+    (path.parent / "strength.json").write_text(json.dumps(record, indent=2))
+    return record
+
+
 def ladder(
     cfg_for_seed: Any, seeds: list[int], problems: int, out: Path, device: str = "auto"
 ) -> list[dict[str, Any]]:
