@@ -6,6 +6,7 @@ python -m oversight.ladder --seeds 0 1 2 3 4 --problems 1024
 python -m oversight.ladder protocol.best_of=4 judge.noise=0   # Hydra overrides, as for training
 python -m oversight.ladder policy.path=/models/my-lm          # another policy argues
 python -m oversight.ladder --best-of 1 4 8                    # judge accuracy against debaters' strength
+python -m oversight.ladder --debaters RUN0/policy RUN1/policy RUN2/policy   # PPO-trained debaters, per seed
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="a ladder per debaters' best-of-N (OUT/best_of_N) and strength.png: accuracy against N",
     )
+    ap.add_argument(
+        "--debaters",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="per seed, a trained run's policy/ folder that argues instead of the base model",
+    )
     overrides = [a for a in argv if "=" in a and not a.startswith("-")]
     args = ap.parse_args([a for a in argv if a not in overrides])
     args.overrides = [*overrides, *args.overrides]
@@ -55,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                 return compose("config", [*OVERRIDES, *args.overrides, *extra, f"seed={seed}"])
 
         try:
-            summary = ladder(cfg_for_seed, args.seeds, args.problems, to)
+            summary = ladder(cfg_for_seed, args.seeds, args.problems, to, debaters=args.debaters)
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

@@ -4,17 +4,26 @@ decides the same pairs; the summary over seeds and its plot are written."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import TINY, composed, correct_response
+from omegaconf import OmegaConf
 from test_debate import ctx_for
 
+from oversight.errors import ConfigError
+from oversight.experiment import judge_ladder
 from oversight.experiment.harness import Harness
 from oversight.experiment.judge_ladder import OVERRIDES, Rung, ladder, rungs, strength, summarise
+from oversight.experiment.run import Sampler, build
 from oversight.judges import SimulatedRater
 from oversight.ladder import parse
+from oversight.models.base_model import base_model
+from oversight.models.policy import PolicyConfig
+from oversight.tasks import build_task
 from oversight.tasks.arithmetic import render_response, render_turn
 from protocols.debate import Debate
 
@@ -143,3 +152,63 @@ def test_strength_lines_follow_each_debate_rung_across_best_of(tmp_path: Path):
     assert record["rungs"]["naive"] == [0.7, 0.7]
     assert (tmp_path / "strength.png").stat().st_size > 0
     assert json.loads((tmp_path / "strength.json").read_text()) == record
+
+
+def test_trained_debaters_argue_in_place_of_the_base_model(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+):
+    def cfg_for_seed(seed: int):
+        return composed(
+            *OVERRIDES,
+            *TINY,
+            "task.min_steps=2",
+            "task.max_steps=3",
+            "competence=1",
+            f"policy.cache_dir={cache_dir}",
+            f"seed={seed}",
+        )
+
+    # a "trained" policy: the arguing base model with other weights, saved as a run saves it
+    cfg = cfg_for_seed(0)
+    task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
+    debate = build(cfg.protocol, "protocol")
+    policy = PolicyConfig(**cfg.policy)
+    base, tok, _ = base_model(policy, build_task(task_cfg), task_cfg, "cpu", debate.alphabet)
+    trained = copy.deepcopy(base)
+    for p in trained.parameters():
+        p.data.add_(torch.randn_like(p))
+    saved = tmp_path / "run" / "policy"
+    trained.save_pretrained(saved)
+    tok.save_pretrained(saved)
+
+    samplers: list[Sampler] = []  # per ladder: the debaters' sampler, then the answerer's
+
+    class Spy(Sampler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            samplers.append(self)
+
+    monkeypatch.setattr(judge_ladder, "Sampler", Spy)
+
+    def weights(s: Sampler) -> list[torch.Tensor]:
+        return [p.detach() for p in s.model.parameters()]
+
+    def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+    ladder(cfg_for_seed, [0], 64, tmp_path / "base", device="cpu")
+    argued, answered = samplers
+    samplers.clear()
+    ladder(cfg_for_seed, [0], 64, tmp_path / "trained", device="cpu", debaters=[saved])
+    argued_t, answered_t = samplers
+    assert same(weights(argued), [p.detach() for p in base.parameters()])
+    assert same(weights(argued_t), [p.detach() for p in trained.parameters()])
+    # the answers, and with them the pairs every rung decides, come from the same plain model
+    assert same(weights(answered_t), weights(answered))
+    record = json.loads((tmp_path / "trained" / "ladder.json").read_text())
+    assert record["setting"]["debaters"] == [str(saved)]
+
+    with pytest.raises(ConfigError, match="one per seed"):
+        ladder(cfg_for_seed, [0, 1], 64, tmp_path / "x", device="cpu", debaters=[saved])
+    with pytest.raises(ConfigError, match="not a saved policy"):
+        ladder(cfg_for_seed, [0], 64, tmp_path / "x", device="cpu", debaters=[tmp_path])

@@ -19,7 +19,10 @@ they are not the default run's base models.
   sides reading what it found (with 2 rounds or more);
 - oracle: a judge that checks every step, on the same pairs (the ceiling).
 
-The policies write every answer and turn; nothing is trained. This is a measurement, so it reads
+Debaters trained by PPO (`debaters`: a run's saved `policy/`, one per seed) argue in place of the
+arguing base model, on the same answer pairs: debater strength as PPO steps of debate training.
+
+The policies write every answer and turn; nothing is trained here. This is a measurement, so it reads
 the truth (which pairs to keep, and whether the judge was right) through the harness only: the
 protocols' code it runs sees what it sees in training.
 """
@@ -46,7 +49,7 @@ from oversight.experiment.harness import Harness, kind_prefix
 from oversight.experiment.run import Sampler, build, build_judge, pick_device, protocol_context
 from oversight.judges import Argued, Comparison, Judge, JudgmentRecord, Oracle, Transcript
 from oversight.models.base_model import base_model
-from oversight.models.policy import PolicyConfig
+from oversight.models.policy import PolicyConfig, load_pretrained
 from oversight.tasks import PublicProblem, build_task
 from protocols.base import Speaker, another_answer
 from protocols.consultancy import Consultancy
@@ -100,8 +103,11 @@ def _rung(
     return Rung(name, acc, len(records), checks / max(len(records), 1))
 
 
-def climb(cfg: DictConfig, problems: int, device: torch.device) -> list[Rung]:
-    """One seed's ladder on `problems` fresh problems (fewer pairs: those with one right answer)."""
+def climb(
+    cfg: DictConfig, problems: int, device: torch.device, debaters: Path | None = None
+) -> list[Rung]:
+    """One seed's ladder on `problems` fresh problems (fewer pairs: those with one right answer);
+    `debaters`: a trained policy's directory, arguing instead of the arguing base model."""
     validate(cfg)
     torch.manual_seed(cfg.seed)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
@@ -112,7 +118,11 @@ def climb(cfg: DictConfig, problems: int, device: torch.device) -> list[Rung]:
     debate = build(cfg.protocol, "protocol")
     if not isinstance(debate, Debate):
         raise ConfigError("the ladder's debaters are protocol=debate's (protocol.rounds=...)")
-    base, tok, _ = base_model(policy_cfg, task, task_cfg, device, debate.alphabet)
+    if debaters is None:
+        base, tok, _ = base_model(policy_cfg, task, task_cfg, device, debate.alphabet)
+    else:
+        base, tok = load_pretrained(debaters)
+        base.to(device)
     sample = Sampler(base, tok, policy_cfg, device, cfg.seed)
     debate.setup(protocol_context(cfg, task, judge, base, tok, device, sample))
     # The answers come from a base model of the plain corpus, the kind every other protocol
@@ -250,18 +260,29 @@ def strength(by_n: dict[int, list[dict[str, Any]]], path: Path) -> dict[str, Any
 
 
 def ladder(
-    cfg_for_seed: Any, seeds: list[int], problems: int, out: Path, device: str = "auto"
+    cfg_for_seed: Any,
+    seeds: list[int],
+    problems: int,
+    out: Path,
+    device: str = "auto",
+    debaters: list[Path] | None = None,
 ) -> list[dict[str, Any]]:
     """The ladder over `seeds` (`cfg_for_seed(seed)` composes each seed's config), written to
-    `out`/ladder.json and ladder.png; returns the summary."""
+    `out`/ladder.json and ladder.png; returns the summary. `debaters`: per seed, a trained
+    policy's directory that argues instead of the arguing base model."""
+    if debaters is not None and len(debaters) != len(seeds):
+        raise ConfigError(f"{len(debaters)} debaters for {len(seeds)} seeds: give one per seed")
+    for d in debaters or []:
+        if not (d / "config.json").is_file():
+            raise ConfigError(f"debaters {str(d)!r}: not a saved policy (a run's policy/ folder)")
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     by_seed = []
-    for seed in tqdm(seeds, desc="ladder seeds"):
+    for k, seed in enumerate(tqdm(seeds, desc="ladder seeds")):
         cfg = cfg_for_seed(seed)
         if dev.type == "cpu" and cfg.threads:
             torch.set_num_threads(cfg.threads)
-        by_seed.append(climb(cfg, problems, dev))
+        by_seed.append(climb(cfg, problems, dev, None if debaters is None else debaters[k]))
     summary = summarise(by_seed)
     cfg = cfg_for_seed(seeds[0])
     setting = {
@@ -271,6 +292,7 @@ def ladder(
         "best_of": cfg.protocol.best_of,
         "problems": problems,
         "seeds": seeds,
+        "debaters": None if debaters is None else [str(d) for d in debaters],
         "judge": OmegaConf.to_container(cfg.judge, resolve=True),
     }
     record = {
@@ -282,6 +304,7 @@ def ladder(
     title = (
         f"{setting['steps']}-step problems, judge competence {cfg.competence}, "
         f"{setting['rounds']} rounds, best of {setting['best_of']}, {len(seeds)} seeds"
+        + ("" if debaters is None else ", trained debaters")
     )
     plot(summary, title, out / "ladder.png")
     return summary
