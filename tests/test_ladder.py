@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import TINY, composed, correct_response
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from test_debate import ctx_for
 
 from oversight.errors import ConfigError
@@ -99,8 +100,10 @@ def test_debate_climbs_above_the_naive_judge_where_its_checks_cannot_reach(task)
     assert by["consultancy (assigned)"].accuracy < 0.9
 
 
-def test_ladder_end_to_end(tmp_path: Path, cache_dir: Path):
-    def cfg_for_seed(seed: int):
+def tiny_ladder(cache_dir: Path) -> Callable[[int], DictConfig]:
+    """A seed's config of a ladder small enough for a test: the tiny model, 2-3 steps, competence 1."""
+
+    def cfg_for_seed(seed: int) -> DictConfig:
         return composed(
             *OVERRIDES,
             *TINY,
@@ -111,6 +114,11 @@ def test_ladder_end_to_end(tmp_path: Path, cache_dir: Path):
             f"seed={seed}",
         )
 
+    return cfg_for_seed
+
+
+def test_ladder_end_to_end(tmp_path: Path, cache_dir: Path):
+    cfg_for_seed = tiny_ladder(cache_dir)
     summary = ladder(cfg_for_seed, [0, 1], 128, tmp_path / "out", device="cpu")
     assert [s["rung"] for s in summary] == RUNGS
     record = json.loads((tmp_path / "out" / "ladder.json").read_text())
@@ -157,17 +165,7 @@ def test_strength_lines_follow_each_debate_rung_across_best_of(tmp_path: Path):
 def test_trained_debaters_argue_in_place_of_the_base_model(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    def cfg_for_seed(seed: int):
-        return composed(
-            *OVERRIDES,
-            *TINY,
-            "task.min_steps=2",
-            "task.max_steps=3",
-            "competence=1",
-            f"policy.cache_dir={cache_dir}",
-            f"seed={seed}",
-        )
-
+    cfg_for_seed = tiny_ladder(cache_dir)
     # a "trained" policy: the arguing base model with other weights, saved as a run saves it
     cfg = cfg_for_seed(0)
     task_cfg = OmegaConf.to_container(cfg.task, resolve=True)
