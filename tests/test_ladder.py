@@ -188,21 +188,18 @@ def test_trained_debaters_argue_in_place_of_the_base_model(
 
     monkeypatch.setattr(judge_ladder, "Sampler", Spy)
 
-    def weights(s: Sampler) -> list[torch.Tensor]:
-        return [p.detach() for p in s.model.parameters()]
-
-    def same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
-        return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    def same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters(), strict=True))
 
     ladder(cfg_for_seed, [0], 64, tmp_path / "base", device="cpu")
     argued, answered = samplers
     samplers.clear()
     ladder(cfg_for_seed, [0], 64, tmp_path / "trained", device="cpu", debaters=[saved])
     argued_t, answered_t = samplers
-    assert same(weights(argued), [p.detach() for p in base.parameters()])
-    assert same(weights(argued_t), [p.detach() for p in trained.parameters()])
+    assert same(argued.model, base)
+    assert same(argued_t.model, trained)
     # the answers, and with them the pairs every rung decides, come from the same plain model
-    assert same(weights(answered_t), weights(answered))
+    assert same(answered_t.model, answered.model)
     record = json.loads((tmp_path / "trained" / "ladder.json").read_text())
     assert record["setting"]["debaters"] == [str(saved)]
 

@@ -22,9 +22,9 @@ they are not the default run's base models.
 Debaters trained by PPO (`debaters`: a run's saved `policy/`, one per seed) argue in place of the
 arguing base model, on the same answer pairs: debater strength as PPO steps of debate training.
 
-The policies write every answer and turn; nothing is trained here. This is a measurement, so it reads
-the truth (which pairs to keep, and whether the judge was right) through the harness only: the
-protocols' code it runs sees what it sees in training.
+The policies write every answer and turn; nothing is trained here. This is a measurement, so it
+reads the truth (which pairs to keep, and whether the judge was right) through the harness only:
+the protocols' code it runs sees what it sees in training.
 """
 
 from __future__ import annotations
@@ -278,11 +278,12 @@ def ladder(
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     by_seed = []
-    for k, seed in enumerate(tqdm(seeds, desc="ladder seeds")):
+    trained: list[Path | None] = list(debaters) if debaters else [None] * len(seeds)
+    for seed, arguer in zip(tqdm(seeds, desc="ladder seeds"), trained, strict=True):
         cfg = cfg_for_seed(seed)
         if dev.type == "cpu" and cfg.threads:
             torch.set_num_threads(cfg.threads)
-        by_seed.append(climb(cfg, problems, dev, None if debaters is None else debaters[k]))
+        by_seed.append(climb(cfg, problems, dev, arguer))
     summary = summarise(by_seed)
     cfg = cfg_for_seed(seeds[0])
     setting = {
