@@ -17,7 +17,8 @@ they disagree on.
    contested step is right costs it a check. It sees the debate both ways round and the two
    verdicts are combined (`Judge.decide_both_ways`).
 4. Every turn of the winner and its committed answer gets +1, the loser's -1 (`soft`: 2p - 1
-   from the combined soft verdict).
+   from the combined soft verdict). `train_answers=false` trains the turns alone: the judge's
+   verdict then shapes how the policy argues, not which answer it commits to.
 
 `opponent=frozen` sets the policy against a frozen copy of where RL started (the KL reference):
 b's side, answer and turns, is sampled from it, text only, so only a's side trains (the
@@ -64,6 +65,9 @@ class Debate(Protocol):
     """b's debater: the policy (self-play) or the frozen reference model, whose turns never train"""
     interactive: bool = False
     """between rounds the judge tests one claimed step and tells both sides what it found"""
+    train_answers: bool = True
+    """the committed answers train with the turns (false: only the turns, so RL sharpens the
+    arguments and leaves which answer the policy commits to as it was)"""
 
     name = "debate"
     kind = "debate"
@@ -153,6 +157,8 @@ class Debate(Protocol):
         n = len(problems)
         owners = [(i, side) for side in (0, 1) for i in range(n)]
         answers = speak([p.prompt for p in problems] * 2, owners)
+        if not self.train_answers:
+            speak.untrain(list(range(2 * n)))
         a, b = answers[:n], answers[n:]
         if self.agree == "assign":
             agree = [i for i in range(n) if text.final_answer(a[i]) == text.final_answer(b[i])]

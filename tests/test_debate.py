@@ -287,3 +287,34 @@ def test_a_frozen_opponent_speaks_for_b_and_never_trains(task):
     assert all(all(t.trained) for t in batch.turns)
     assert all(r.tolist() == [1.0] * n for r in batch.rewards)  # right beats wrong: a won
     assert batch.responses == [correct_response(task, p) for p in problems]  # the policy's only
+
+
+def test_with_train_answers_off_only_the_turns_train(task):
+    """train_answers=false: the committed answers stay in the batch (they are the policy's, and
+    scored as such) but are not trained; every turn is, with the verdict's reward."""
+    judge = SimulatedRater(name="j", competence=None)
+    judge.attach(task)
+    problems = long_problems(task, 6)
+    n = len(problems)
+    by_prompt = {p.prompt: p for p in problems}
+    seen: set[str] = set()
+
+    def answer(q: str) -> str:  # a (asked first) answers right, b wrong
+        write = wrong_first_step if q in seen else correct_response
+        seen.add(q)
+        return write(task, by_prompt[q])
+
+    def policy(prompts):
+        texts = [answer(q) if q in by_prompt else "No error found." for q in prompts]
+        return Turns(prompts, texts, rollout=None)
+
+    ctx = ctx_for(task, judge)
+    ctx.rollout = policy
+    debate = Debate(rounds=2, train_answers=False)
+    debate.setup(ctx)
+    batch = debate.episodes(problems, step=0)
+    answers, *turns = batch.turns
+    assert len(answers.texts) == 2 * n and not any(answers.trained)
+    assert len(turns) == 4 and all(all(t.trained) for t in turns)
+    assert batch.rewards[1].tolist() == [1.0] * n  # a's first turn: a's right answer won
+    assert batch.responses == answers.texts
